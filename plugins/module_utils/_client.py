@@ -1,0 +1,240 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The Spot auth handshake over gRPC+TLS: one robot, one client.
+
+``AuthClient`` mirrors ``bosdyn.client.auth.AuthClient`` (``auth``, ``auth_with_token`` and their
+``_async`` forms) so SDK users recognise it, and adds what the SDK lacks: a deadline on every call,
+bounded retries with jittered exponential backoff for transient failures only (never for a refused
+login, which would feed the robot's lockout), typed errors from the table in ``_errors``, and
+concurrency from one thread (the ``_async`` forms return futures driven by gRPC's own callbacks).
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import ipaddress
+import os
+import random
+import socket
+import threading
+import traceback
+from concurrent.futures import Future
+
+from ansible_collections.spot.auth.plugins.module_utils import _errors, _wire
+from ansible_collections.spot.auth.plugins.module_utils._root_ca import BOSTON_DYNAMICS_ROOT_CA_PEM
+from ansible_collections.spot.auth.plugins.module_utils._version import COLLECTION_VERSION
+
+# grpc reads its log level at import; keep its C core quiet unless the user asks otherwise.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+try:
+    import grpc
+except ImportError:
+    GRPC_IMPORT_ERROR = traceback.format_exc()
+else:
+    GRPC_IMPORT_ERROR = None
+
+DEFAULT_PORT = 443
+DEFAULT_AUTHORITY = "auth.spot.robot"
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_RETRIES = 3
+BACKOFF_BASE = 0.25
+BACKOFF_MAX = 4.0
+# An auth answer is well under 4 KiB; a robot sending more is broken or hostile.
+MAX_MESSAGE_BYTES = 64 * 1024
+
+
+def default_client_name():
+    return "spot.auth/%s@%s" % (COLLECTION_VERSION, socket.gethostname())
+
+
+def backoff_delay(attempt, base=BACKOFF_BASE, cap=BACKOFF_MAX):
+    """Seconds to wait before retry number ``attempt`` (0-based): full-jitter exponential backoff."""
+    return random.uniform(0.5, 1.0) * min(cap, base * (2 ** attempt))
+
+
+def worst_case_seconds(timeout, retries, cap=BACKOFF_MAX):
+    """Upper bound of one handshake's duration: every attempt times out and every backoff is maximal."""
+    return (retries + 1) * timeout + sum(min(cap, BACKOFF_BASE * 2 ** n) for n in range(retries))
+
+
+def read_ca_bundle(path):
+    """The PEM bytes at ``path``; InvalidOptionError when unreadable or not PEM."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(1024 * 1024 + 1)
+    except (IOError, OSError) as exc:
+        raise _errors.InvalidOptionError("ca_cert", "cannot read %s (%s)" % (path, exc.strerror or exc)) from None
+    if len(data) > 1024 * 1024 or b"-----BEGIN CERTIFICATE-----" not in data:
+        raise _errors.InvalidOptionError("ca_cert", "%s is not a PEM certificate bundle" % path)
+    return data
+
+
+class AuthClient:
+    """Gets user tokens from one robot's auth service.
+
+    :param hostname: the robot's address (IP or DNS name); the TLS name checked is ``authority``.
+    :param root_certificates: PEM bytes of the trusted roots (default: the Boston Dynamics root CA).
+    :param validate_certs: False talks to a robot whose CA you do not have (the caller must warn).
+    :param retries: extra attempts for retryable errors; 0 disables retrying.
+    """
+
+    def __init__(self, hostname, port=DEFAULT_PORT, root_certificates=None, validate_certs=True,
+                 authority=DEFAULT_AUTHORITY, timeout=DEFAULT_TIMEOUT, retries=DEFAULT_RETRIES,
+                 client_name=None):
+        if GRPC_IMPORT_ERROR is not None:
+            raise ImportError("the grpcio Python package is required:\n" + GRPC_IMPORT_ERROR)
+        self.hostname = hostname
+        self.port = port
+        self.authority = authority
+        self.timeout = timeout
+        self.retries = retries
+        self.validate_certs = validate_certs
+        self.client_name = client_name or default_client_name()
+        if root_certificates is None:
+            root_certificates = BOSTON_DYNAMICS_ROOT_CA_PEM.encode("ascii")
+        self._root_certificates = root_certificates
+        self._lock = threading.Lock()
+        self._channel = None
+        self._relay = None
+        self._call = None
+
+    def __repr__(self):
+        return "AuthClient(%s:%s, authority=%s)" % (self.hostname, self.port, self.authority)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    @property
+    def target(self):
+        host = self.hostname
+        try:
+            if ipaddress.ip_address(host).version == 6:
+                host = "[%s]" % host
+        except ValueError:
+            pass  # a DNS name (or a gRPC target prefix such as dns://server/name)
+        return "%s:%s" % (host, self.port)
+
+    # -- the SDK-shaped surface -------------------------------------------------------------------
+
+    def auth(self, username, password, app_token=None, timeout=None):
+        """Log in with a username and password; returns the user token."""
+        return self.auth_async(username, password, app_token=app_token, timeout=timeout).result()
+
+    def auth_with_token(self, token, app_token=None, timeout=None):
+        """Re-mint a user token; returns a new token that expires later."""
+        return self.auth_with_token_async(token, app_token=app_token, timeout=timeout).result()
+
+    def auth_async(self, username, password, app_token=None, timeout=None):
+        """Like ``auth``; returns a Future of the token."""
+        request = _wire.build_request(self.client_name, username=username, password=password, app_token=app_token)
+        return self._call_async(request, (password, app_token), timeout)
+
+    def auth_with_token_async(self, token, app_token=None, timeout=None):
+        """Like ``auth_with_token``; returns a Future of the new token."""
+        request = _wire.build_request(self.client_name, token=token, app_token=app_token)
+        return self._call_async(request, (token, app_token), timeout)
+
+    def close(self):
+        with self._lock:
+            self._close_channel()
+
+    # -- transport --------------------------------------------------------------------------------
+
+    def _channel_options(self):
+        return [
+            ("grpc.ssl_target_name_override", self.authority),
+            # A private subchannel pool: a failed attempt's reconnect backoff must not delay the retry.
+            ("grpc.use_local_subchannel_pool", 1),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ]
+
+    def _open_channel(self):
+        if self.validate_certs:
+            credentials = grpc.ssl_channel_credentials(root_certificates=self._root_certificates)
+            channel = grpc.secure_channel(self.target, credentials, options=self._channel_options())
+        else:
+            from ansible_collections.spot.auth.plugins.module_utils._tls_relay import UnverifiedTlsRelay
+            self._relay = UnverifiedTlsRelay(self.hostname, self.port, self.authority)
+            options = [("grpc.default_authority", self.authority)] + self._channel_options()[1:]
+            channel = grpc.insecure_channel(self._relay.target, options=options)
+        self._channel = channel
+        self._call = channel.unary_unary(
+            _wire.GET_AUTH_TOKEN_PATH,
+            request_serializer=_wire.serialize,
+            response_deserializer=_wire.parse_response,
+        )
+
+    def _close_channel(self):
+        if self._channel is not None:
+            self._channel.close()
+        if self._relay is not None:
+            self._relay.close()
+        self._channel = self._relay = self._call = None
+
+    def _start_call(self, request, timeout, fresh_channel):
+        with self._lock:
+            if fresh_channel:
+                self._close_channel()
+            if self._call is None:
+                self._open_channel()
+            return self._call.future(request, timeout=timeout)
+
+    # -- one handshake with retries ---------------------------------------------------------------
+
+    def _call_async(self, request, secrets, timeout):
+        """Run the RPC, retrying retryable failures; the Future resolves to the token or raises."""
+        timeout = self.timeout if timeout is None else timeout
+        outcome = Future()
+        attempt = [0]
+
+        def start(fresh_channel=False):
+            try:
+                call = self._start_call(request, timeout, fresh_channel)
+            except Exception as exc:  # channel set-up failed: report it as the RPC failure it is
+                outcome.set_exception(self._unexpected(exc, secrets))
+                return
+            call.add_done_callback(finish)
+
+        def finish(call):
+            try:
+                error, token = self._outcome(call, secrets)
+            except Exception as exc:
+                error, token = self._unexpected(exc, secrets), None
+            if error is None:
+                outcome.set_result(token)
+            elif error.retryable and attempt[0] < self.retries:
+                delay = backoff_delay(attempt[0])
+                attempt[0] += 1
+                # Reconnect from scratch after a connection failure rather than wait out gRPC's backoff.
+                fresh = isinstance(error, _errors.UnableToConnectToRobotError)
+                timer = threading.Timer(delay, start, kwargs={"fresh_channel": fresh})
+                timer.daemon = True
+                timer.start()
+            else:
+                outcome.set_exception(error)
+
+        start()
+        return outcome
+
+    def _outcome(self, call, secrets):
+        """(error, token) of a finished call; exactly one of them is None."""
+        try:
+            response = call.result()
+        except grpc.RpcError as exc:
+            code = exc.code()
+            return _errors.error_for_grpc(code.name if code else None, exc.details(), self.hostname, secrets), None
+        header_code = _wire.enum_name(response.header.error, "code") if response.HasField("header") else "CODE_UNSPECIFIED"
+        error = _errors.error_for_response(header_code, _wire.enum_name(response, "status"), self.hostname)
+        if error is None and not response.token:
+            error = _errors.malformed_response("token missing", self.hostname)
+        return error, (None if error else response.token)
+
+    def _unexpected(self, exc, secrets):
+        """An RpcError for a failure outside the table; its text is masked like gRPC details."""
+        detail = "%s: %s" % (type(exc).__name__, exc)
+        return _errors.error_for_grpc(None, detail, self.hostname, secrets)

@@ -1,0 +1,293 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Every way a Spot auth handshake can fail, as data.
+
+``ERROR_TABLE`` maps each response header error, response status and gRPC failure to an error
+type, whether retrying can help, and a one-line message. The exception classes mirror the names
+of ``bosdyn.client`` so SDK users recognise them; each carries the structured fields a playbook
+branches on (``error_type``, ``retryable``, ``status``, ``grpc_code``, ``hostname``).
+Messages never contain a password or token: they are built only from the table and the robot address.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+
+class SpotAuthError(Exception):
+    """Base of every error this collection raises about a robot."""
+
+    def __init__(self, message, retryable=False, status=None, grpc_code=None, hostname=None):
+        super(SpotAuthError, self).__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.status = status
+        self.grpc_code = grpc_code
+        self.hostname = hostname
+
+    @property
+    def error_type(self):
+        return type(self).__name__
+
+    def to_result(self):
+        """The structured fields of a failed task or lookup."""
+        return {
+            "msg": self.message,
+            "error_type": self.error_type,
+            "retryable": self.retryable,
+            "status": self.status,
+            "grpc_code": self.grpc_code,
+            "hostname": self.hostname,
+        }
+
+    def __repr__(self):
+        return "%s(%r)" % (self.error_type, self.message)
+
+
+class InvalidOptionError(SpotAuthError):
+    """An option has a value the client cannot use; raised before any network call."""
+
+    def __init__(self, option, expected):
+        super(InvalidOptionError, self).__init__("option %s: %s" % (option, expected))
+        self.option = option
+
+
+class ResponseError(SpotAuthError):
+    """The robot answered, and the answer is a failure."""
+
+
+class InvalidRequestError(ResponseError):
+    """The robot found the request malformed (header CODE_INVALID_REQUEST)."""
+
+
+class ServerError(ResponseError):
+    """The robot reported a failure of its own."""
+
+
+class InternalServerError(ServerError):
+    """Header CODE_INTERNAL_SERVER_ERROR."""
+
+
+class UnsetStatusError(ServerError):
+    """The answer carries no status or header code (STATUS_UNKNOWN, CODE_UNSPECIFIED)."""
+
+
+class MalformedResponseError(ResponseError):
+    """The robot's answer is not a well-formed GetAuthTokenResponse."""
+
+
+class AuthResponseError(ResponseError):
+    """The auth service refused the credentials."""
+
+
+class InvalidLoginError(AuthResponseError):
+    """Username or password is invalid."""
+
+
+class InvalidTokenError(AuthResponseError):
+    """The user token is expired, malformed, for another robot or predates a password change."""
+
+
+class TemporarilyLockedOutError(AuthResponseError):
+    """The user is locked out after too many failed logins."""
+
+
+class InvalidApplicationTokenError(AuthResponseError):
+    """The application token of a pre-4.0 robot is missing or invalid."""
+
+
+class ExpiredApplicationTokenError(AuthResponseError):
+    """The application token of a pre-4.0 robot has expired."""
+
+
+class RpcError(SpotAuthError):
+    """The call failed below the auth service: network, TLS, proxy or gRPC."""
+
+
+class TimedOutError(RpcError):
+    pass
+
+
+class UnableToConnectToRobotError(RpcError):
+    pass
+
+
+class TooManyRequestsError(RpcError):
+    pass
+
+
+class ServiceUnavailableError(RpcError):
+    pass
+
+
+class UnknownDnsNameError(RpcError):
+    pass
+
+
+class NonexistentAuthorityError(RpcError):
+    """The robot's certificate does not name the authority asked for."""
+
+
+class CertificateVerificationError(RpcError):
+    """The robot's certificate does not chain to the trusted CA."""
+
+
+class UnauthenticatedError(RpcError):
+    pass
+
+
+class PermissionDeniedError(RpcError):
+    pass
+
+
+class UnimplementedError(RpcError):
+    pass
+
+
+class ResponseTooLargeError(RpcError):
+    pass
+
+
+class ErrorSpec:
+    """One row of the error table."""
+
+    __slots__ = ("exception", "retryable", "message")
+
+    def __init__(self, exception, retryable, message):
+        self.exception = exception
+        self.retryable = retryable
+        self.message = message
+
+    @property
+    def error_type(self):
+        return self.exception.__name__
+
+
+_LOCKOUT_HINT = "not retried: each failed login counts toward the robot's lockout"
+
+# Keys: ("header", CommonError code name), ("status", Status name), ("grpc", StatusCode name, details marker).
+# A grpc row with a marker wins over the row without one when the marker occurs in gRPC's details text.
+ERROR_TABLE = {
+    ("header", "CODE_UNSPECIFIED"): ErrorSpec(
+        UnsetStatusError, False, "the robot's response header has no error code (CODE_UNSPECIFIED)"),
+    ("header", "CODE_INTERNAL_SERVER_ERROR"): ErrorSpec(
+        InternalServerError, False, "the robot reported an internal server error (CODE_INTERNAL_SERVER_ERROR)"),
+    ("header", "CODE_INVALID_REQUEST"): ErrorSpec(
+        InvalidRequestError, False, "the robot rejected the request as invalid (CODE_INVALID_REQUEST)"),
+    ("header", None): ErrorSpec(
+        ResponseError, False, "the robot's response header carries an unknown error code"),
+    ("status", "STATUS_UNKNOWN"): ErrorSpec(
+        UnsetStatusError, False, "the robot answered without a status (STATUS_UNKNOWN)"),
+    ("status", "STATUS_INVALID_LOGIN"): ErrorSpec(
+        InvalidLoginError, False, "the robot rejected the username or password; " + _LOCKOUT_HINT),
+    ("status", "STATUS_INVALID_TOKEN"): ErrorSpec(
+        InvalidTokenError, False,
+        "the robot rejected the token (expired, malformed, issued by another robot or before a password change)"),
+    ("status", "STATUS_TEMPORARILY_LOCKED_OUT"): ErrorSpec(
+        TemporarilyLockedOutError, False,
+        "the user is temporarily locked out after repeated failed logins; wait at least 60 seconds"),
+    ("status", "STATUS_INVALID_APPLICATION_TOKEN"): ErrorSpec(
+        InvalidApplicationTokenError, False, "the robot (software before 4.0) rejected the application token"),
+    ("status", "STATUS_EXPIRED_APPLICATION_TOKEN"): ErrorSpec(
+        ExpiredApplicationTokenError, False, "the robot (software before 4.0) reports the application token expired"),
+    ("status", None): ErrorSpec(
+        ResponseError, False, "the robot answered with a status this client does not know"),
+    ("response", "token missing"): ErrorSpec(
+        MalformedResponseError, False, "the robot answered STATUS_OK without a token"),
+    ("grpc", "DEADLINE_EXCEEDED", None): ErrorSpec(
+        TimedOutError, True, "the robot did not answer within the timeout"),
+    ("grpc", "UNAVAILABLE", "CERTIFICATE_VERIFY_FAILED"): ErrorSpec(
+        CertificateVerificationError, False,
+        "the robot's TLS certificate does not chain to the trusted CA (check ca_cert)"),
+    ("grpc", "UNAVAILABLE", "Hostname Verification Check failed"): ErrorSpec(
+        NonexistentAuthorityError, False, "the robot's TLS certificate does not name the authority (check authority)"),
+    ("grpc", "UNAVAILABLE", "Domain name not found"): ErrorSpec(
+        UnknownDnsNameError, False, "the robot's hostname does not resolve"),
+    ("grpc", "UNAVAILABLE", "status: 429"): ErrorSpec(
+        TooManyRequestsError, True, "the robot is rate limiting auth requests (HTTP 429)"),
+    ("grpc", "UNAVAILABLE", "status: 502"): ErrorSpec(
+        ServiceUnavailableError, True, "the robot's proxy could not reach the auth service (HTTP 502)"),
+    ("grpc", "UNAVAILABLE", "Connection refused"): ErrorSpec(
+        UnableToConnectToRobotError, True, "the robot refused the connection (nothing listening on that port)"),
+    ("grpc", "UNAVAILABLE", None): ErrorSpec(
+        UnableToConnectToRobotError, True, "the robot is unreachable or the auth service is unavailable"),
+    ("grpc", "UNAUTHENTICATED", None): ErrorSpec(
+        UnauthenticatedError, False, "the robot refused the call as unauthenticated"),
+    ("grpc", "PERMISSION_DENIED", None): ErrorSpec(
+        PermissionDeniedError, False, "the robot denied permission for the call"),
+    ("grpc", "UNIMPLEMENTED", None): ErrorSpec(
+        UnimplementedError, False, "the endpoint does not implement bosdyn.api.AuthService (is it a Spot robot?)"),
+    ("grpc", "RESOURCE_EXHAUSTED", None): ErrorSpec(
+        ResponseTooLargeError, False, "the robot's answer exceeds the message size limit"),
+    ("grpc", "INTERNAL", "deserializ"): ErrorSpec(
+        MalformedResponseError, False, "the robot's answer is not a valid GetAuthTokenResponse"),
+    ("grpc", None, None): ErrorSpec(
+        RpcError, False, "the call to the robot failed"),
+}
+
+STATUS_OK = "STATUS_OK"
+CODE_OK = "CODE_OK"
+
+
+def _make(spec, hostname, status=None, grpc_code=None, detail=None):
+    message = "%s: %s" % (hostname, spec.message) if hostname else spec.message
+    if detail:
+        message = "%s (%s)" % (message, detail)
+    return spec.exception(message, retryable=spec.retryable, status=status, grpc_code=grpc_code, hostname=hostname)
+
+
+def error_for_response(header_code, status, hostname=None):
+    """The error a response stands for, or None when it is a success.
+
+    ``header_code`` and ``status`` are enum names (None for a number the schema does not know),
+    checked in the SDK's order: header error first, then the status.
+    """
+    if header_code != CODE_OK:
+        spec = ERROR_TABLE.get(("header", header_code)) or ERROR_TABLE[("header", None)]
+        return _make(spec, hostname, status=status)
+    if status == STATUS_OK:
+        return None
+    spec = ERROR_TABLE.get(("status", status)) or ERROR_TABLE[("status", None)]
+    return _make(spec, hostname, status=status)
+
+
+def malformed_response(reason, hostname=None):
+    return _make(ERROR_TABLE[("response", reason)], hostname)
+
+
+def error_for_grpc(code_name, details, hostname=None, secrets=()):
+    """The error a failed gRPC call stands for.
+
+    ``details`` is gRPC's text; a hostile robot controls part of it, so every secret the call
+    carried (``secrets``) is masked out of the copy that reaches the message.
+    """
+    details = details or ""
+    for (_kind, code, marker), spec in ERROR_TABLE_GRPC_ROWS:
+        if code in (code_name, None) and (marker is None or marker in details):
+            detail = _one_line(mask_secrets(details, secrets)) if marker is None else None
+            return _make(spec, hostname, grpc_code=code_name, detail=detail)
+    raise AssertionError("the error table has a catch-all gRPC row")
+
+
+def mask_secrets(text, secrets):
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "********")
+    return text
+
+
+def _one_line(text, limit=200):
+    line = " ".join(text.split())
+    return line if len(line) <= limit else line[:limit - 3] + "..."
+
+
+# gRPC rows in match order: rows with a marker before the code's catch-all, the table catch-all last.
+ERROR_TABLE_GRPC_ROWS = sorted(
+    ((key, spec) for key, spec in ERROR_TABLE.items() if key[0] == "grpc"),
+    key=lambda item: (item[0][1] is None, item[0][2] is None),
+)
+
+
+def error_types():
+    """Every error type the table can produce, for docs and tests."""
+    return sorted({spec.error_type for spec in ERROR_TABLE.values()})

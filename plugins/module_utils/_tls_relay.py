@@ -1,0 +1,111 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""TLS without certificate verification, for ``validate_certs: false``.
+
+grpc Python cannot skip certificate verification, so gRPC talks plaintext HTTP/2 to a Unix socket
+in a private directory and this relay carries the bytes over a TLS connection that Python's ``ssl``
+opens without verifying the robot. The connection is still encrypted; only the robot's identity
+is unchecked, which is exactly what the option means.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+import selectors
+import shutil
+import socket
+import ssl
+import tempfile
+import threading
+
+_CHUNK = 65536
+_SEND_TIMEOUT = 30.0
+
+
+class UnverifiedTlsRelay:
+    """Listens on a Unix socket; each connection is relayed to ``hostname:port`` over unverified TLS."""
+
+    def __init__(self, hostname, port, authority, connect_timeout=10.0):
+        self._address = (hostname, port)
+        self._authority = authority
+        self._connect_timeout = connect_timeout
+        self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        self._context.check_hostname = False
+        self._context.verify_mode = ssl.CERT_NONE
+        self._context.set_alpn_protocols(["h2"])
+        self._directory = tempfile.mkdtemp(prefix="spot-auth-relay-")  # mode 0700
+        self._path = os.path.join(self._directory, "relay.sock")
+        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._listener.bind(self._path)
+        self._listener.listen(8)
+        self._closed = False
+        thread = threading.Thread(target=self._accept_loop, name="spot-auth-tls-relay", daemon=True)
+        thread.start()
+
+    @property
+    def target(self):
+        return "unix:" + self._path
+
+    def close(self):
+        self._closed = True
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._listener.close()
+        shutil.rmtree(self._directory, ignore_errors=True)
+
+    def _accept_loop(self):
+        while not self._closed:
+            try:
+                local, _address = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._relay, args=(local,), daemon=True).start()
+
+    def _relay(self, local):
+        try:
+            raw = socket.create_connection(self._address, timeout=self._connect_timeout)
+            remote = self._context.wrap_socket(raw, server_hostname=self._authority)
+        except (OSError, ssl.SSLError):
+            local.close()  # gRPC sees the connection drop and reports UNAVAILABLE
+            return
+        remote.setblocking(False)
+        local.setblocking(False)
+        peers = {local: remote, remote: local}
+        selector = selectors.DefaultSelector()
+        for sock in peers:
+            selector.register(sock, selectors.EVENT_READ)
+        try:
+            while not self._closed:
+                for key, _events in selector.select(timeout=1.0):
+                    if not self._pump(key.fileobj, peers[key.fileobj]):
+                        return
+                if remote.pending() and not self._pump(remote, local):
+                    return
+        finally:
+            selector.close()
+            local.close()
+            remote.close()
+
+    @staticmethod
+    def _pump(source, sink):
+        """Move what ``source`` has to ``sink``; False once either side is closed."""
+        try:
+            data = source.recv(_CHUNK)
+        except (ssl.SSLWantReadError, BlockingIOError):
+            return True
+        except OSError:
+            return False
+        if not data:
+            return False
+        sink.settimeout(_SEND_TIMEOUT)
+        try:
+            sink.sendall(data)
+        except OSError:
+            return False
+        finally:
+            sink.setblocking(False)
+        return True

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Run every check and test of the collection. Needs only Python 3.11: scripts/setup.sh installs the rest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+bash scripts/setup.sh
+export PATH="$ROOT/.venv/bin:$PATH"
+export ANSIBLE_COLLECTIONS_PATH="$ROOT/build/collections"
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "ruff"
+ruff check .
+
+step "generated files are current"
+python scripts/generate_wire.py --check
+
+step "changelog fragments"
+antsibull-changelog lint
+
+step "simulator tests"
+python -m pytest simulator/tests
+
+# ansible-test wants the collection as a real directory named ansible_collections/spot/auth,
+# outside this git work tree (inside it, ansible-test would ask git for files and find none).
+step "copy the collection for ansible-test"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/spot-auth-test.XXXXXX")
+trap 'rm -rf "$WORK"' EXIT
+COPY="$WORK/ansible_collections/spot/auth"
+mkdir -p "$COPY"
+git ls-files -z --cached --others --exclude-standard | tar --null --ignore-failed-read -T - -cf - | tar -xf - -C "$COPY"
+# ansible-test downloads a get-pip bootstrap from a host outside the package registries: place the stand-in.
+pip_version=$(python -c 'import re, ansible_test._internal.python_requirements as m; print(re.search(r"pip=.([0-9.]+).", open(m.__file__).read()).group(1))')
+mkdir -p ~/.ansible/test/cache
+cp scripts/ansible_test_get_pip.py ~/.ansible/test/cache/get_pip_${pip_version//./_}.py
+
+step "ansible-test sanity"
+(cd "$COPY" && ansible-test sanity --venv --python 3.11 --color no)
+
+step "ansible-test units"
+(cd "$COPY" && ansible-test units --venv --python 3.11 --color no)
