@@ -19,7 +19,10 @@ step "changelog fragments"
 antsibull-changelog lint
 
 step "simulator tests"
-python -m pytest simulator/tests
+python -m pytest -p no:cacheprovider simulator/tests
+
+step "playbook tests (ansible-playbook against the simulator)"
+python -m pytest -p no:cacheprovider tests/playbooks
 
 # ansible-test wants the collection as a real directory named ansible_collections/spot/auth,
 # outside this git work tree (inside it, ansible-test would ask git for files and find none).

@@ -25,8 +25,9 @@ from ansible_collections.spot.auth.plugins.module_utils import _errors, _wire
 from ansible_collections.spot.auth.plugins.module_utils._root_ca import BOSTON_DYNAMICS_ROOT_CA_PEM
 from ansible_collections.spot.auth.plugins.module_utils._version import COLLECTION_VERSION
 
-# grpc reads its log level at import; keep its C core quiet unless the user asks otherwise.
-os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+# grpc reads its log level at import. Its C core would print to the controller's stderr; every failure
+# it could report reaches the user as a typed error instead, so keep it quiet unless asked otherwise.
+os.environ.setdefault("GRPC_VERBOSITY", "NONE")
 try:
     import grpc
 except ImportError:
@@ -227,14 +228,14 @@ class AuthClient:
             response = call.result()
         except grpc.RpcError as exc:
             code = exc.code()
-            return _errors.error_for_grpc(code.name if code else None, exc.details(), self.hostname, secrets), None
+            return _errors.error_for_grpc(code.name if code else None, exc.details(), self.hostname, self.port, secrets), None
         header_code = _wire.enum_name(response.header.error, "code") if response.HasField("header") else "CODE_UNSPECIFIED"
-        error = _errors.error_for_response(header_code, _wire.enum_name(response, "status"), self.hostname)
+        error = _errors.error_for_response(header_code, _wire.enum_name(response, "status"), self.hostname, self.port)
         if error is None and not response.token:
-            error = _errors.malformed_response("token missing", self.hostname)
+            error = _errors.malformed_response("token missing", self.hostname, self.port)
         return error, (None if error else response.token)
 
     def _unexpected(self, exc, secrets):
         """An RpcError for a failure outside the table; its text is masked like gRPC details."""
         detail = "%s: %s" % (type(exc).__name__, exc)
-        return _errors.error_for_grpc(None, detail, self.hostname, secrets)
+        return _errors.error_for_grpc(None, detail, self.hostname, self.port, secrets)

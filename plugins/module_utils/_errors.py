@@ -229,14 +229,15 @@ STATUS_OK = "STATUS_OK"
 CODE_OK = "CODE_OK"
 
 
-def _make(spec, hostname, status=None, grpc_code=None, detail=None):
-    message = "%s: %s" % (hostname, spec.message) if hostname else spec.message
+def _make(spec, hostname, port=None, status=None, grpc_code=None, detail=None):
+    where = hostname if port is None or hostname is None else "%s:%s" % (hostname, port)
+    message = "%s: %s" % (where, spec.message) if where else spec.message
     if detail:
         message = "%s (%s)" % (message, detail)
     return spec.exception(message, retryable=spec.retryable, status=status, grpc_code=grpc_code, hostname=hostname)
 
 
-def error_for_response(header_code, status, hostname=None):
+def error_for_response(header_code, status, hostname=None, port=None):
     """The error a response stands for, or None when it is a success.
 
     ``header_code`` and ``status`` are enum names (None for a number the schema does not know),
@@ -244,18 +245,18 @@ def error_for_response(header_code, status, hostname=None):
     """
     if header_code != CODE_OK:
         spec = ERROR_TABLE.get(("header", header_code)) or ERROR_TABLE[("header", None)]
-        return _make(spec, hostname, status=status)
+        return _make(spec, hostname, port, status=status)
     if status == STATUS_OK:
         return None
     spec = ERROR_TABLE.get(("status", status)) or ERROR_TABLE[("status", None)]
-    return _make(spec, hostname, status=status)
+    return _make(spec, hostname, port, status=status)
 
 
-def malformed_response(reason, hostname=None):
-    return _make(ERROR_TABLE[("response", reason)], hostname)
+def malformed_response(reason, hostname=None, port=None):
+    return _make(ERROR_TABLE[("response", reason)], hostname, port)
 
 
-def error_for_grpc(code_name, details, hostname=None, secrets=()):
+def error_for_grpc(code_name, details, hostname=None, port=None, secrets=()):
     """The error a failed gRPC call stands for.
 
     ``details`` is gRPC's text; a hostile robot controls part of it, so every secret the call
@@ -265,7 +266,7 @@ def error_for_grpc(code_name, details, hostname=None, secrets=()):
     for (_kind, code, marker), spec in ERROR_TABLE_GRPC_ROWS:
         if code in (code_name, None) and (marker is None or marker in details):
             detail = _one_line(mask_secrets(details, secrets)) if marker is None else None
-            return _make(spec, hostname, grpc_code=code_name, detail=detail)
+            return _make(spec, hostname, port, grpc_code=code_name, detail=detail)
     raise AssertionError("the error table has a catch-all gRPC row")
 
 

@@ -33,8 +33,8 @@ def expect_failure(client, error_class, call="auth"):
         else:
             client.auth_with_token(TOKEN)
     error = info.value
-    assert type(error) is error_class, error.message
-    assert error.error_type == error_class.__name__
+    assert error.error_type == error_class.__name__, error.message
+    assert isinstance(error, error_class)
     PRODUCED_ERROR_TYPES.add(error.error_type)
     for text in (str(error), repr(error), repr(error.to_result())):
         assert PASSWORD not in text and TOKEN not in text

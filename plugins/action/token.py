@@ -1,0 +1,78 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Ansible glue of spot.auth.token: runs the handshake in the controller's Python.
+
+Robots run nothing of Ansible, so the task never uses the host's connection: options are resolved
+from task arguments, host variables and the environment, the handshake runs here, and the token is
+handed back as the ``spot_auth`` host variable. Delegated to another host (a site gateway), the
+module is shipped and runs there with that host's Python.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+from ansible.plugins.action import ActionBase
+from ansible_collections.spot.auth.plugins.module_utils import _handshake, _options
+from ansible_collections.spot.auth.plugins.module_utils._errors import SpotAuthError
+
+# Delegating to the controller itself keeps the handshake in this process.
+_CONTROLLER_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+class ActionModule(ActionBase):
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super(ActionModule, self).run(tmp, task_vars)
+        if self._task.delegate_to and self._task.delegate_to not in _CONTROLLER_NAMES:
+            return self._run_on_delegate(result, task_vars)
+        try:
+            settings = _options.settings_from(_options.apply_fallbacks(self._task.args, self._host_vars(task_vars)))
+        except SpotAuthError as error:
+            result.update(failed=True, **error.to_result())
+            return result
+        if not settings.validate_certs:
+            self._display.warning(_handshake.validate_certs_warning(settings))
+        if self._task.check_mode:
+            result.update(changed=True, msg="check mode: would get a token from %s by %s" % (settings.hostname, settings.method))
+            return result
+        try:
+            facts = _handshake.authenticate(settings)
+        except SpotAuthError as error:
+            result.update(failed=True, **error.to_result())
+            return result
+        result.update(changed=True, spot_auth=facts)
+        return self._with_host_variable(result, task_vars)
+
+    def _host_vars(self, task_vars):
+        """The host's inventory variables that options fall back to, templated."""
+        names = set(_options.HOST_VARS.values())
+        found = {name: self._templar.template(task_vars[name]) for name in names if task_vars.get(name) is not None}
+        found.setdefault("ansible_host", task_vars.get("inventory_hostname"))
+        return found
+
+    def _run_on_delegate(self, result, task_vars):
+        """Ship the module to the delegate host; inventory fallbacks are the robot's, resolved here."""
+        robot_vars = task_vars.get("hostvars", {}).get(task_vars.get("inventory_hostname"), {})
+        host_vars = {name: robot_vars.get(name) for name in _options.HOST_VARS.values() if robot_vars.get(name) is not None}
+        host_vars.setdefault("ansible_host", task_vars.get("inventory_hostname"))
+        module_args = _options.apply_fallbacks(self._task.args, host_vars, environ={})
+        result.update(self._execute_module(module_name="spot.auth.token", module_args=module_args, task_vars=task_vars))
+        if result.get("failed") or "spot_auth" not in result:
+            return result
+        return self._with_host_variable(result, task_vars)
+
+    @staticmethod
+    def _with_host_variable(result, task_vars):
+        """Hand the token back as the host variable spot_auth, hidden from every display.
+
+        Facts returned by an action go to the persistent fact cache (only set_fact is exempt), so the
+        token travels as an in-memory inventory variable instead, which lives for the run only.
+        """
+        result["add_host"] = {
+            "host_name": task_vars.get("inventory_hostname"),
+            "host_vars": {_handshake.FACT_NAME: result["spot_auth"]},
+        }
+        result["_ansible_no_log"] = True
+        return result

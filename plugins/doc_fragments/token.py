@@ -1,0 +1,86 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+
+class ModuleDocFragment:
+    # The options of spot.auth.token, shared by the module and the lookup.
+    DOCUMENTATION = r"""
+options:
+  hostname:
+    description:
+      - The robot's DNS name or IP address.
+      - The TLS certificate is checked against O(authority), not against this name.
+      - Defaults to the host's C(ansible_host), else its inventory name.
+    type: str
+  port:
+    description:
+      - TCP port of the robot's gRPC API.
+      - Falls back to the host variable C(spot_port).
+    type: int
+    default: 443
+  username:
+    description:
+      - User to log in as.
+      - Falls back to the host variable C(spot_username), then the environment variable E(BOSDYN_CLIENT_USERNAME) (the Spot SDK's).
+    type: str
+  password:
+    description:
+      - Password of O(username). Mutually exclusive with O(token).
+      - Falls back to the host variable C(spot_password), then the environment variable E(BOSDYN_CLIENT_PASSWORD),
+        unless O(token) is given.
+      - A refused password is never sent again by the same task, since each failed login counts toward the robot's lockout.
+    type: str
+  token:
+    description:
+      - A user token issued earlier by the same robot, re-minted into a fresh one instead of logging in with a password.
+    type: str
+  app_token:
+    description:
+      - Application token for robots on software older than 4.0, which need one in addition to the login.
+      - Falls back to the host variable C(spot_app_token).
+    type: str
+  ca_cert:
+    description:
+      - Path to a PEM bundle of the CA certificates trusted for the robot's TLS certificate.
+      - Defaults to the Boston Dynamics root CA shipped with this collection, which every Spot robot's certificate chains to.
+      - Falls back to the host variable C(spot_ca_cert).
+    type: path
+  validate_certs:
+    description:
+      - Whether to verify the robot's TLS certificate.
+      - V(false) still encrypts the connection but accepts any certificate, so anyone on the network path can
+        impersonate the robot and receive the password. A warning is shown every time.
+      - Falls back to the host variable C(spot_validate_certs).
+    type: bool
+    default: true
+  authority:
+    description:
+      - The service name the robot's certificate must carry; sent as the TLS server name and the HTTP/2 authority.
+      - Falls back to the host variable C(spot_authority).
+    type: str
+    default: auth.spot.robot
+  timeout:
+    description:
+      - Seconds one attempt may take before it fails with C(TimedOutError). Greater than 0, at most 600.
+    type: float
+    default: 10
+  retries:
+    description:
+      - Extra attempts for retryable failures (unreachable robot, rate limiting, timeout), with jittered exponential backoff.
+      - Refused credentials and lockouts are never retried.
+      - One handshake takes at most (O(retries) + 1) x O(timeout) plus the backoff, which is at most 0.25 x (2^O(retries) - 1) seconds
+        and never more than 4 seconds a retry.
+    type: int
+    default: 3
+  client_name:
+    description:
+      - Name the robot records for this client. Defaults to C(spot.auth/<version>@<controller hostname>).
+    type: str
+notes:
+  - Every request asks the robot not to log it (C(disable_rpc_logging)), since it carries a password or token.
+  - Failures are typed. RV(error_type) names what went wrong; see the error reference in the collection's docs.
+"""

@@ -1,0 +1,41 @@
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Helpers of the playbook tests; importing this makes spot.auth importable as a collection."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+import sys
+
+import yaml
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+COLLECTIONS_PATH = os.path.join(REPO_ROOT, "build", "collections")
+
+
+def _link_collection():
+    """ansible-core finds spot.auth through build/collections (scripts/setup.sh makes the same link)."""
+    link = os.path.join(COLLECTIONS_PATH, "ansible_collections", "spot", "auth")
+    if not os.path.exists(link):
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        os.symlink(REPO_ROOT, link)
+    if COLLECTIONS_PATH not in sys.path:
+        sys.path.insert(0, COLLECTIONS_PATH)
+
+
+_link_collection()
+
+
+def edit_inventory(path, change):
+    """Rewrite an inventory file: change(data) edits the parsed YAML in place."""
+    with open(path) as handle:
+        data = yaml.safe_load(handle)
+    change(data)
+    with open(path, "w") as handle:
+        yaml.safe_dump(data, handle)
+    return path
+
+
+def spot_hosts(data):
+    return data["all"]["children"]["spot"]["hosts"]
