@@ -43,7 +43,7 @@ attributes:
   bypass_host_loop:
     support: none
 author:
-  - spot.auth maintainers <dev@spot-auth.invalid>
+  - spot.auth maintainers (@spot-auth)
 """
 
 EXAMPLES = r"""
