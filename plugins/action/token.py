@@ -38,11 +38,13 @@ class ActionModule(ActionBase):
             result.update(changed=True, msg="check mode: would get a token from %s by %s" % (settings.hostname, settings.method))
             return result
         try:
-            facts = _handshake.authenticate(settings)
+            outcome = _handshake.obtain(settings)
         except SpotAuthError as error:
             result.update(failed=True, **error.to_result())
             return result
-        result.update(changed=True, spot_auth=facts)
+        for warning in outcome.warnings:
+            self._display.warning(warning)
+        result.update(changed=outcome.minted, spot_auth=_handshake.token_facts(settings, outcome))
         return self._with_host_variable(result, task_vars)
 
     def _host_vars(self, task_vars):

@@ -80,7 +80,99 @@ options:
     description:
       - Name the robot records for this client. Defaults to C(spot.auth/<version>@<controller hostname>).
     type: str
+  serial:
+    description:
+      - The robot's serial number. Only names the O(token_cache) entry; with it the entry is
+        C(<serial>.<username>.jwt), which the Spot SDK's C(TokenCacheFilesystem) reads too.
+      - Falls back to the host variable C(spot_serial).
+    type: str
+  token_cache:
+    description:
+      - A directory where tokens are kept between runs and processes, one file per robot and user
+        (C(<serial>.<username>.jwt), or C(<hostname>_<port>.<username>.jwt) without O(serial)).
+      - A cached token with more than O(token_cache_margin) seconds left is used without contacting the robot.
+        One closer to expiry is re-minted; if the robot refuses it, the password is used.
+      - Created with mode 0700; refused when it is a symlink, belongs to another user or is open to others.
+        Entries are written atomically with mode 0600; an entry that is not a private regular file is refused
+        with a warning and replaced.
+    type: path
+  token_cache_margin:
+    description:
+      - Seconds a cached token must still be valid to be used as it is.
+    type: int
+    default: 3600
 notes:
   - Every request asks the robot not to log it (C(disable_rpc_logging)), since it carries a password or token.
   - Failures are typed. RV(error_type) names what went wrong; see the error reference in the collection's docs.
+"""
+
+    # Where the lookup finds each option besides its keyword arguments (the module reads the same host
+    # variables and environment variables through spot.auth's option handling).
+    PLUGINS = r"""
+options:
+  hostname:
+    vars:
+      - name: ansible_host
+  port:
+    vars:
+      - name: spot_port
+    ini:
+      - section: spot_auth
+        key: port
+  username:
+    vars:
+      - name: spot_username
+    env:
+      - name: BOSDYN_CLIENT_USERNAME
+  password:
+    vars:
+      - name: spot_password
+    env:
+      - name: BOSDYN_CLIENT_PASSWORD
+  app_token:
+    vars:
+      - name: spot_app_token
+  ca_cert:
+    vars:
+      - name: spot_ca_cert
+    ini:
+      - section: spot_auth
+        key: ca_cert
+  validate_certs:
+    vars:
+      - name: spot_validate_certs
+    ini:
+      - section: spot_auth
+        key: validate_certs
+  authority:
+    vars:
+      - name: spot_authority
+    ini:
+      - section: spot_auth
+        key: authority
+  timeout:
+    ini:
+      - section: spot_auth
+        key: timeout
+  retries:
+    ini:
+      - section: spot_auth
+        key: retries
+  client_name:
+    ini:
+      - section: spot_auth
+        key: client_name
+  serial:
+    vars:
+      - name: spot_serial
+  token_cache:
+    vars:
+      - name: spot_token_cache
+    ini:
+      - section: spot_auth
+        key: token_cache
+  token_cache_margin:
+    ini:
+      - section: spot_auth
+        key: token_cache_margin
 """

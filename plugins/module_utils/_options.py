@@ -18,6 +18,8 @@ import re
 from ansible.module_utils.common.validation import check_type_bool, check_type_float, check_type_int
 from ansible_collections.spot.auth.plugins.module_utils import _client
 from ansible_collections.spot.auth.plugins.module_utils._errors import InvalidOptionError
+from ansible_collections.spot.auth.plugins.module_utils._token_cache import DEFAULT_MARGIN as DEFAULT_CACHE_MARGIN
+from ansible_collections.spot.auth.plugins.module_utils._token_cache import TokenCache, entry_name
 
 SECRET_OPTIONS = ("password", "token", "app_token")
 ENV_FALLBACKS = {"username": "BOSDYN_CLIENT_USERNAME", "password": "BOSDYN_CLIENT_PASSWORD"}
@@ -30,6 +32,8 @@ HOST_VARS = {
     "ca_cert": "spot_ca_cert",
     "validate_certs": "spot_validate_certs",
     "authority": "spot_authority",
+    "serial": "spot_serial",
+    "token_cache": "spot_token_cache",
 }
 
 OPTION_SPEC = {
@@ -45,10 +49,14 @@ OPTION_SPEC = {
     "timeout": {"type": "float", "default": _client.DEFAULT_TIMEOUT},
     "retries": {"type": "int", "default": _client.DEFAULT_RETRIES},
     "client_name": {"type": "str"},
+    "serial": {"type": "str"},
+    "token_cache": {"type": "path"},
+    "token_cache_margin": {"type": "int", "default": DEFAULT_CACHE_MARGIN},
 }
 MUTUALLY_EXCLUSIVE = [("password", "token")]
 
 MAX_TIMEOUT = 600.0
+MAX_CACHE_MARGIN = 43200
 MAX_RETRIES = 10
 MAX_SECRET_LENGTH = 16384
 _DNS_NAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$")
@@ -75,6 +83,14 @@ class AuthSettings:
 
     def secrets(self):
         return tuple(getattr(self, name) for name in SECRET_OPTIONS if getattr(self, name))
+
+    def cache(self):
+        """The ``TokenCache`` of ``token_cache``, or None."""
+        return TokenCache(self.token_cache) if self.token_cache else None
+
+    @property
+    def cache_entry(self):
+        return entry_name(self.username, self.hostname, self.port, self.serial)
 
     def client(self):
         """An ``AuthClient`` for these settings."""
@@ -136,6 +152,10 @@ def settings_from(params):
         values[name] = _string(name, values[name], max_length=MAX_SECRET_LENGTH, allow_control=False) or None
     values["username"] = _string("username", values["username"], max_length=256) or None
     values["client_name"] = _string("client_name", values["client_name"], max_length=256) or None
+    serial = values["serial"]
+    if isinstance(serial, int) and not isinstance(serial, bool):
+        serial = str(serial)  # a serial written as a number in the inventory
+    values["serial"] = _string("serial", serial, max_length=128) or None
     values["hostname"] = _host_name("hostname", values["hostname"], required=True)
     values["authority"] = _host_name("authority", values["authority"], required=True)
 
@@ -157,6 +177,14 @@ def settings_from(params):
     values["retries"] = retries
 
     values["validate_certs"] = _convert("validate_certs", values["validate_certs"], check_type_bool, "a boolean")
+
+    margin = _convert("token_cache_margin", values["token_cache_margin"], check_type_int, "a whole number of seconds")
+    if isinstance(values["token_cache_margin"], bool) or not 0 <= margin <= MAX_CACHE_MARGIN:
+        raise InvalidOptionError("token_cache_margin", "expected seconds from 0 to %d, got %s"
+                                 % (MAX_CACHE_MARGIN, _describe("token_cache_margin", values["token_cache_margin"])))
+    values["token_cache_margin"] = margin
+    if values["token_cache"] is not None:
+        values["token_cache"] = os.path.expanduser(_string("token_cache", values["token_cache"], max_length=4096))
 
     if values["ca_cert"] is not None:
         path = _string("ca_cert", values["ca_cert"], max_length=4096)

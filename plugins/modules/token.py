@@ -190,10 +190,12 @@ def main():
     if module.check_mode:
         module.exit_json(changed=True, msg="check mode: would get a token from %s by %s" % (settings.hostname, settings.method))
     try:
-        facts = _handshake.authenticate(settings)
+        outcome = _handshake.obtain(settings)
     except SpotAuthError as error:
         module.fail_json(**error.to_result())
-    module.exit_json(changed=True, spot_auth=facts)
+    for warning in outcome.warnings:
+        module.warn(warning)
+    module.exit_json(changed=outcome.minted, spot_auth=_handshake.token_facts(settings, outcome))
 
 
 if __name__ == "__main__":

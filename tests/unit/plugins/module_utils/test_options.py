@@ -1,0 +1,120 @@
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Option handling: every bad value fails before any network call, naming the option, showing no secret."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import pytest
+
+from ansible_collections.spot.auth.plugins.module_utils._errors import InvalidOptionError
+from ansible_collections.spot.auth.plugins.module_utils._options import OPTION_SPEC, apply_fallbacks, settings_from
+
+SECRET = "Pass-w0rd-Secret-91"
+GOOD = {"hostname": "robot-1.example", "username": "admin", "password": SECRET}
+
+
+def with_(**changes):
+    params = dict(GOOD)
+    params.update(changes)
+    return {name: value for name, value in params.items() if value is not ...}
+
+
+BAD = [
+    (with_(port=0), "port"),
+    (with_(port=65536), "port"),
+    (with_(port=-1), "port"),
+    (with_(port="twelve"), "port"),
+    (with_(port="443x"), "port"),
+    (with_(port=True), "port"),
+    (with_(port=4.5), "port"),
+    (with_(timeout=0), "timeout"),
+    (with_(timeout=-3), "timeout"),
+    (with_(timeout=601), "timeout"),
+    (with_(timeout="soon"), "timeout"),
+    (with_(timeout=True), "timeout"),
+    (with_(retries=-1), "retries"),
+    (with_(retries=11), "retries"),
+    (with_(retries="many"), "retries"),
+    (with_(hostname=...), "hostname"),
+    (with_(hostname=""), "hostname"),
+    (with_(hostname="robot one"), "hostname"),
+    (with_(hostname="robot\n1"), "hostname"),
+    (with_(hostname="a" * 300), "hostname"),
+    (with_(hostname="-robot.example"), "hostname"),
+    (with_(hostname="robot..example"), "hostname"),
+    (with_(hostname=["robot"]), "hostname"),
+    (with_(authority=""), "authority"),
+    (with_(authority="auth spot robot"), "authority"),
+    (with_(authority="auth.spot.robot/x"), "authority"),
+    (with_(username=...), "username"),
+    (with_(password=..., token=...), "password"),
+    (with_(token="a.b.c"), "token"),
+    (with_(password={"nested": SECRET}), "password"),
+    (with_(password=12345), "password"),
+    (with_(password=SECRET + "\x00"), "password"),
+    (with_(password="x" * 20000), "password"),
+    (with_(token=["x"], password=...), "token"),
+    (with_(app_token=7), "app_token"),
+    (with_(username="ad\x07min"), "username"),
+    (with_(username="u" * 300), "username"),
+    (with_(client_name="c\r\n"), "client_name"),
+    (with_(validate_certs="perhaps"), "validate_certs"),
+    (with_(ca_cert="/nonexistent/ca.pem"), "ca_cert"),
+    (with_(token_cache_margin=-5), "token_cache_margin"),
+    (with_(token_cache_margin="later"), "token_cache_margin"),
+    (with_(serial={"a": 1}), "serial"),
+    (with_(unknown_option=1), "unknown_option"),
+]
+
+
+@pytest.mark.parametrize("params, option", BAD, ids=["%s-%d" % (option, n) for n, (dummy, option) in enumerate(BAD)])
+def test_bad_values_name_the_option_and_hide_secrets(params, option):
+    with pytest.raises(InvalidOptionError) as info:
+        settings_from(params)
+    assert info.value.option == option
+    assert str(info.value).startswith("option %s: " % option)
+    assert SECRET not in str(info.value) and "Secret" not in repr(info.value)
+    assert info.value.error_type == "InvalidOptionError"
+
+
+def test_ca_cert_that_is_not_pem(tmp_path):
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("hello")
+    with pytest.raises(InvalidOptionError, match="option ca_cert: .* is not a PEM certificate bundle"):
+        settings_from(with_(ca_cert=str(not_pem)))
+    unreadable = tmp_path / "dir.pem"
+    unreadable.mkdir()
+    with pytest.raises(InvalidOptionError, match="option ca_cert: cannot read"):
+        settings_from(with_(ca_cert=str(unreadable)))
+
+
+def test_good_values_are_normalised():
+    settings = settings_from(with_(port="8443", timeout="2.5", retries="0", validate_certs="no", hostname="[::1]", serial=1234))
+    assert (settings.port, settings.timeout, settings.retries, settings.validate_certs) == (8443, 2.5, 0, False)
+    assert settings.hostname == "::1" and settings.serial == "1234" and settings.method == "password"
+    assert SECRET not in repr(settings)
+    defaults = settings_from(GOOD)
+    assert (defaults.port, defaults.authority, defaults.timeout, defaults.retries) == (443, "auth.spot.robot", 10.0, 3)
+
+
+def test_fallbacks_order_and_token_keeps_passwords_away():
+    host_vars = {"ansible_host": "10.1.1.1", "spot_port": 8443, "spot_username": "from-vars", "spot_password": "var-pass"}
+    environ = {"BOSDYN_CLIENT_USERNAME": "from-env", "BOSDYN_CLIENT_PASSWORD": "env-pass"}
+    merged = apply_fallbacks({"username": "direct"}, host_vars, environ)
+    assert (merged["hostname"], merged["port"], merged["username"], merged["password"]) == ("10.1.1.1", 8443, "direct", "var-pass")
+    assert apply_fallbacks({}, {}, environ)["password"] == "env-pass"
+    reminting = apply_fallbacks({"token": "t.o.k"}, host_vars, environ)
+    assert reminting.get("password") is None and settings_from(reminting).method == "token"
+
+
+def test_every_option_is_documented_once_in_the_fragment():
+    import yaml
+    from ansible_collections.spot.auth.plugins.doc_fragments.token import ModuleDocFragment
+    documented = yaml.safe_load(ModuleDocFragment.DOCUMENTATION)["options"]
+    assert set(documented) == set(OPTION_SPEC)
+    for name, spec in OPTION_SPEC.items():
+        assert documented[name]["type"] == spec["type"], name
+        assert documented[name].get("default") == spec.get("default"), name
+    plugin_sources = yaml.safe_load(ModuleDocFragment.PLUGINS)["options"]
+    assert set(plugin_sources) <= set(OPTION_SPEC)
