@@ -103,7 +103,7 @@ options:
     default: 3600
 notes:
   - Every request asks the robot not to log it (C(disable_rpc_logging)), since it carries a password or token.
-  - Failures are typed. RV(error_type) names what went wrong; see the error reference in the collection's docs.
+  - Failures are typed. C(error_type) names what went wrong; see the error reference in the collection's docs.
 """
 
     # Where the lookup finds each option besides its keyword arguments (the module reads the same host

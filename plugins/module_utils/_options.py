@@ -51,7 +51,7 @@ OPTION_SPEC = {
     "client_name": {"type": "str"},
     "serial": {"type": "str"},
     "token_cache": {"type": "path"},
-    "token_cache_margin": {"type": "int", "default": DEFAULT_CACHE_MARGIN},
+    "token_cache_margin": {"type": "int", "default": DEFAULT_CACHE_MARGIN, "no_log": False},
 }
 MUTUALLY_EXCLUSIVE = [("password", "token")]
 
