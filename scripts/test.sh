@@ -18,6 +18,9 @@ python scripts/generate_wire.py --check
 step "changelog fragments"
 antsibull-changelog lint
 
+step "ansible-lint (production profile)"
+ansible-lint --offline --nocolor
+
 step "simulator tests"
 python -m pytest -p no:cacheprovider simulator/tests
 
@@ -42,3 +45,6 @@ step "ansible-test sanity"
 
 step "ansible-test units"
 (cd "$COPY" && ansible-test units --venv --python 3.11 --color no)
+
+step "ansible-test integration"
+(cd "$COPY" && ansible-test integration --venv --python 3.11 --color no)

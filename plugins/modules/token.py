@@ -21,6 +21,9 @@ description:
   - Every failure is a task failure whose RV(error_type) says what went wrong, so a play can branch on it.
   - C(spot_auth) is a host variable for the rest of the run, not a gathered fact, so it never reaches a
     persistent fact cache. The task result holds the token too, for C(register).
+  - "C(changed) is true when a token was minted, and also when the task put a token from O(token_cache) into
+    C(spot_auth) for the first time in a run, because Ansible reports a new host variable as a change. For
+    idempotence checks use C(changed_when: result.spot_auth.method | default('') != 'cache')."
   - Options not set on the task fall back to module defaults (C(group/spot.auth.spot)), then to the host
     variables named in each option, then to the Spot SDK's environment variables.
 extends_documentation_fragment:
@@ -127,7 +130,7 @@ spot_auth:
       type: str
       returned: success
     method:
-      description: How the token was obtained.
+      description: How the token was obtained, C(password) (login), C(token) (re-minted) or C(cache) (read from O(token_cache)).
       type: str
       returned: success
       sample: password
