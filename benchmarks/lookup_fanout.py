@@ -43,7 +43,7 @@ def measure(robots, rounds, latency_ms):
     with SubprocessFleet(robots=robots, args=args) as fleet:
         ca_pem = fleet.ca_pem
         timings = {"lookup": [], "sequential": []}
-        for dummy in range(rounds):
+        for _round in range(rounds):
             # The lookup keeps a per-process memo: clear it so every round really authenticates.
             sys.modules[type(lookup_loader.get("spot.auth.token")).__module__]._TOKENS.clear()
             started = time.perf_counter()
