@@ -64,8 +64,8 @@ def main():
     print("%-12s %8s %14s %14s %8s" % ("latency", "robots", "lookup (s)", "sequential (s)", "ratio"))
     for latency in args.latency_ms:
         medians = measure(args.robots, args.rounds, latency)
-        print("%-12s %8d %14.3f %14.3f %7.1fx" % ("%g ms" % latency, args.robots, medians["lookup"],
-                                                medians["sequential"], medians["sequential"] / medians["lookup"]))
+        ratio = medians["sequential"] / medians["lookup"]
+        print("%-12s %8d %14.3f %14.3f %7.1fx" % ("%g ms" % latency, args.robots, medians["lookup"], medians["sequential"], ratio))
 
 
 if __name__ == "__main__":

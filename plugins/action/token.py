@@ -33,7 +33,9 @@ class ActionModule(ActionBase):
             result.update(failed=True, **error.to_result())
             return result
         if not settings.validate_certs:
-            self._display.warning(_handshake.validate_certs_warning(settings))
+            # Named after the task and host: Ansible shows an identical warning only once per run.
+            self._display.warning("%s (task %r on %s)" % (_handshake.validate_certs_warning(settings), self._task.get_name(),
+                                                          task_vars.get("inventory_hostname")))
         if self._task.check_mode:
             result.update(changed=True, msg="check mode: would get a token from %s by %s" % (settings.hostname, settings.method))
             return result

@@ -71,6 +71,15 @@ def read_ca_bundle(path):
     return data
 
 
+def interpret_response(response, hostname=None, port=None):
+    """(error, token) of a decoded GetAuthTokenResponse; exactly one of them is None."""
+    header_code = _wire.enum_name(response.header.error, "code") if response.HasField("header") else "CODE_UNSPECIFIED"
+    error = _errors.error_for_response(header_code, _wire.enum_name(response, "status"), hostname, port)
+    if error is None and not response.token:
+        error = _errors.malformed_response("token missing", hostname, port)
+    return error, (None if error else response.token)
+
+
 class AuthClient:
     """Gets user tokens from one robot's auth service.
 
@@ -229,11 +238,7 @@ class AuthClient:
         except grpc.RpcError as exc:
             code = exc.code()
             return _errors.error_for_grpc(code.name if code else None, exc.details(), self.hostname, self.port, secrets), None
-        header_code = _wire.enum_name(response.header.error, "code") if response.HasField("header") else "CODE_UNSPECIFIED"
-        error = _errors.error_for_response(header_code, _wire.enum_name(response, "status"), self.hostname, self.port)
-        if error is None and not response.token:
-            error = _errors.malformed_response("token missing", self.hostname, self.port)
-        return error, (None if error else response.token)
+        return interpret_response(response, self.hostname, self.port)
 
     def _unexpected(self, exc, secrets):
         """An RpcError for a failure outside the table; its text is masked like gRPC details."""

@@ -1,12 +1,18 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Real ansible-playbook runs against simulated robots on 127.0.0.1."""
+"""Real ansible-playbook runs against simulated robots on 127.0.0.1.
+
+Every run is made at -vvvv, and its output and results are searched for the passwords of the
+simulated robots, for secrets a test adds, and for anything shaped like a JWT: a test fails when a
+secret shows up, whatever it was testing.
+"""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -18,24 +24,25 @@ from spot_auth_sim.fleet import Fleet
 from helpers import COLLECTIONS_PATH
 
 PLAYBOOK_TIMEOUT = 240
+JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}")
 CALLBACK_PLUGINS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "callback_plugins")
 
 
 class PlayRun:
     """The outcome of one ansible-playbook run."""
 
-    def __init__(self, completed, output_json):
+    def __init__(self, completed, results):
         self.returncode = completed.returncode
         self.stdout = completed.stdout
         self.stderr = completed.stderr
-        self.data = output_json
+        self.data = results
 
     @property
     def text(self):
         return self.stdout + self.stderr
 
     def results(self, task_name):
-        """{host: result} of the task named ``task_name`` (json callback runs only)."""
+        """{host: result} of the task named ``task_name``, as callbacks saw it."""
         for play in self.data["plays"]:
             for task in play["tasks"]:
                 if task["task"]["name"] == task_name:
@@ -44,14 +51,21 @@ class PlayRun:
 
 
 @pytest.fixture
-def run_playbook(tmp_path):
-    """run_playbook(playbook_yaml, inventory_path, json_output=True, args=(), env=None) -> PlayRun."""
+def secrets():
+    """Strings no playbook run of the test may print; fleet_factory adds the robots' passwords."""
+    return set()
+
+
+@pytest.fixture
+def run_playbook(tmp_path, secrets):
+    """run_playbook(playbook_yaml, inventory_path, args=(), env=None, check=False) -> PlayRun."""
     counter = [0]
 
-    def run(playbook, inventory, json_output=True, args=(), env=None, check=False):
+    def run(playbook, inventory, args=(), env=None, check=False):
         counter[0] += 1
         path = tmp_path / ("play%d.yml" % counter[0])
         path.write_text(textwrap.dedent(playbook))
+        results = tmp_path / ("results%d.json" % counter[0])
         environ = dict(os.environ)
         for name in ("BOSDYN_CLIENT_USERNAME", "BOSDYN_CLIENT_PASSWORD"):
             environ.pop(name, None)
@@ -62,25 +76,32 @@ def run_playbook(tmp_path):
             "ANSIBLE_RETRY_FILES_ENABLED": "False",
             "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
+            "ANSIBLE_CALLBACK_PLUGINS": CALLBACK_PLUGINS,
+            "ANSIBLE_CALLBACKS_ENABLED": "results_json",
+            "SPOT_AUTH_TEST_RESULTS": str(results),
         })
-        if json_output:
-            environ["ANSIBLE_STDOUT_CALLBACK"] = "results_json"
-            environ["ANSIBLE_CALLBACK_PLUGINS"] = CALLBACK_PLUGINS
         environ.update(env or {})
-        command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-i", str(inventory), str(path)]
+        command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-vvvv", "-i", str(inventory), str(path)]
         command += list(args) + (["--check"] if check else [])
         completed = subprocess.run(command, capture_output=True, text=True, env=environ, timeout=PLAYBOOK_TIMEOUT,
                                    cwd=str(tmp_path), check=False)
-        data = None
-        if json_output and completed.stdout.strip():
-            data = json.loads(completed.stdout[completed.stdout.index("{"):])
-        return PlayRun(completed, data)
+        data = json.loads(results.read_text()) if results.exists() else None
+        play_run = PlayRun(completed, data)
+        assert_no_secret(play_run.text + (results.read_text() if results.exists() else ""), secrets)
+        return play_run
 
     return run
 
 
+def assert_no_secret(text, secrets):
+    for secret in secrets:
+        assert secret not in text, "a secret appears in the output"
+    leaked = JWT_SHAPE.search(text)
+    assert leaked is None, "a token appears in the output: %s..." % leaked.group(0)[:20]
+
+
 @pytest.fixture
-def fleet_factory(tmp_path):
+def fleet_factory(tmp_path, secrets):
     """fleet_factory(**Fleet kwargs) -> (fleet, inventory path); the fleet stops after the test."""
     fleets = []
 
@@ -88,6 +109,8 @@ def fleet_factory(tmp_path):
         fleet = Fleet(**kwargs)
         fleet.start()
         fleets.append(fleet)
+        secrets.update(robot.password for robot in fleet)
+        secrets.update(token for token in (fleet.app_token, fleet.expired_app_token) if token)
         directory = tmp_path / ("fleet%d" % len(fleets))
         directory.mkdir()
         inventory = fleet.write_inventory(str(directory))

