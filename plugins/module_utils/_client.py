@@ -64,7 +64,7 @@ def read_ca_bundle(path):
     try:
         with open(path, "rb") as handle:
             data = handle.read(1024 * 1024 + 1)
-    except (IOError, OSError) as exc:
+    except OSError as exc:
         raise _errors.InvalidOptionError("ca_cert", "cannot read %s (%s)" % (path, exc.strerror or exc)) from None
     if len(data) > 1024 * 1024 or b"-----BEGIN CERTIFICATE-----" not in data:
         raise _errors.InvalidOptionError("ca_cert", "%s is not a PEM certificate bundle" % path)
