@@ -37,5 +37,22 @@ def edit_inventory(path, change):
     return path
 
 
+def strip_credentials(data):
+    """An inventory edit: the robots' usernames and passwords must come from elsewhere."""
+    for host in spot_hosts(data).values():
+        del host["spot_username"], host["spot_password"]
+
+
 def spot_hosts(data):
     return data["all"]["children"]["spot"]["hosts"]
+
+
+def login_play(options="{}"):
+    """A play whose one task, named ``login``, runs spot.auth.token with ``options`` (a YAML flow mapping)."""
+    return """
+- hosts: spot
+  gather_facts: false
+  tasks:
+    - name: login
+      spot.auth.token: %s
+""" % options

@@ -7,7 +7,7 @@ __metaclass__ = type
 
 import os
 
-from helpers import edit_inventory, spot_hosts
+from helpers import edit_inventory, spot_hosts, strip_credentials
 
 PER_HOST_PLAY = """
 - hosts: spot
@@ -68,11 +68,6 @@ def test_an_entry_near_expiry_is_reminted_not_logged_in_again(fleet_factory, run
 
 def test_credentials_from_the_sdk_environment_variables(fleet_factory, run_playbook):
     fleet, inventory = fleet_factory(robots=2, password="Env-Only-Pass-7")
-
-    def strip_credentials(data):
-        for host in spot_hosts(data).values():
-            del host["spot_username"], host["spot_password"]
-
     edit_inventory(inventory, strip_credentials)
     run = run_playbook(PER_HOST_PLAY, inventory, env={"BOSDYN_CLIENT_USERNAME": "admin",
                                                       "BOSDYN_CLIENT_PASSWORD": "Env-Only-Pass-7"})

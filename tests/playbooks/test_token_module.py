@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import edit_inventory, spot_hosts
+from helpers import edit_inventory, login_play, spot_hosts, strip_credentials
 
 from ansible_collections.spot.auth.plugins.module_utils._client import AuthClient
 from ansible_collections.spot.auth.plugins.module_utils._errors import SpotAuthError
@@ -132,14 +132,7 @@ def test_remint_sends_the_token_not_the_password(fleet_factory, run_playbook):
 
 def test_a_failed_robot_fails_its_task_with_structured_fields(fleet_factory, run_playbook):
     fleet, inventory = fleet_factory(robots=2, faults={"robot-002": "down"})
-    run = run_playbook("""
-        - hosts: spot
-          gather_facts: false
-          tasks:
-            - name: login
-              spot.auth.token:
-                retries: 0
-    """, inventory)
+    run = run_playbook(login_play("{retries: 0}"), inventory)
     assert run.returncode == 2
     results = run.results("login")
     failed = results["robot-002"]
@@ -204,19 +197,8 @@ def test_module_defaults_group_sets_options_for_a_play(fleet_factory, run_playbo
 
 def test_credentials_fall_back_to_the_sdk_environment_variables(fleet_factory, run_playbook):
     fleet, inventory = fleet_factory(robots=2, password="Shared-Env-Pass-1")
-
-    def strip_credentials(data):
-        for host in spot_hosts(data).values():
-            del host["spot_username"], host["spot_password"]
-
     edit_inventory(inventory, strip_credentials)
-    play = """
-        - hosts: spot
-          gather_facts: false
-          tasks:
-            - name: login
-              spot.auth.token:
-    """
+    play = login_play()
     without = run_playbook(play, inventory)
     assert without.returncode == 2
     assert {r["error_type"] for r in without.results("login").values()} == {"InvalidOptionError"}
@@ -240,13 +222,7 @@ def test_credentials_fall_back_to_the_sdk_environment_variables(fleet_factory, r
 ])
 def test_bad_options_fail_before_any_network_call(fleet_factory, run_playbook, args, option):
     fleet, inventory = fleet_factory(robots=1)
-    run = run_playbook("""
-        - hosts: spot
-          gather_facts: false
-          tasks:
-            - name: login
-              spot.auth.token: %s
-    """ % args, inventory)
+    run = run_playbook(login_play(args), inventory)
     result = run.results("login")["robot-001"]
     assert run.returncode == 2 and result["error_type"] == "InvalidOptionError", result
     assert result["msg"].startswith("option %s: " % option)
@@ -256,13 +232,7 @@ def test_bad_options_fail_before_any_network_call(fleet_factory, run_playbook, a
 
 def test_check_mode_contacts_no_robot(fleet_factory, run_playbook):
     fleet, inventory = fleet_factory(robots=2)
-    run = run_playbook("""
-        - hosts: spot
-          gather_facts: false
-          tasks:
-            - name: login
-              spot.auth.token:
-    """, inventory, check=True)
+    run = run_playbook(login_play(), inventory, check=True)
     assert run.returncode == 0, run.text
     result = run.results("login")["robot-001"]
     assert result["changed"] is True and "would get a token" in result["msg"]
@@ -271,14 +241,7 @@ def test_check_mode_contacts_no_robot(fleet_factory, run_playbook):
 
 def test_validate_certs_false_warns_and_reaches_an_untrusted_robot(fleet_factory, run_playbook):
     fleet, inventory = fleet_factory(robots=1, faults={"robot-001": "wrong-ca"})
-    run = run_playbook("""
-        - hosts: spot
-          gather_facts: false
-          tasks:
-            - name: login
-              spot.auth.token:
-                validate_certs: false
-    """, inventory)
+    run = run_playbook(login_play("{validate_certs: false}"), inventory)
     assert run.returncode == 0, run.text
     assert "validate_certs is false" in run.text
     assert fleet["robot-001"].requests[0].kind == "password"
