@@ -7,7 +7,24 @@ bash scripts/setup.sh
 export PATH="$ROOT/.venv/bin:$PATH"
 export ANSIBLE_COLLECTIONS_PATH="$ROOT/build/collections"
 
-step() { printf '\n=== %s\n' "$*"; }
+# Each step either passes or stops the run; the last line counts them.
+PASSED=0
+CURRENT=""
+step() {
+    [ -n "$CURRENT" ] && PASSED=$((PASSED + 1))
+    CURRENT="$*"
+    printf '\n=== %s\n' "$*"
+}
+finish() {
+    status=$?
+    [ -n "${WORK:-}" ] && rm -rf "$WORK"
+    if [ "$status" -eq 0 ]; then
+        printf '\ntest.sh: %d passed, 0 failed\n' "$((PASSED + 1))"
+    else
+        printf '\ntest.sh: step "%s" failed\ntest.sh: %d passed, 1 failed\n' "$CURRENT" "$PASSED"
+    fi
+}
+trap finish EXIT
 
 step "ruff"
 ruff check .
@@ -31,7 +48,6 @@ python -m pytest -p no:cacheprovider tests/playbooks
 # outside this git work tree (inside it, ansible-test would ask git for files and find none).
 step "copy the collection for ansible-test"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/spot-auth-test.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
 COPY="$WORK/ansible_collections/spot/auth"
 mkdir -p "$COPY"
 git ls-files -z --cached --others --exclude-standard | tar --null --ignore-failed-read -T - -cf - | tar -xf - -C "$COPY"
