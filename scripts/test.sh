@@ -31,6 +31,7 @@ ruff check .
 
 step "generated files are current"
 python scripts/generate_wire.py --check
+python scripts/generate_error_reference.py --check
 
 step "changelog fragments"
 antsibull-changelog lint
@@ -38,11 +39,26 @@ antsibull-changelog lint
 step "ansible-lint (production profile)"
 ansible-lint --offline --nocolor
 
+step "antsibull-docs lint"
+antsibull-docs lint-collection-docs --plugin-docs .
+
 step "simulator tests"
 python -m pytest -p no:cacheprovider simulator/tests
 
 step "playbook tests (ansible-playbook against the simulator)"
 python -m pytest -p no:cacheprovider tests/playbooks
+
+step "molecule: rotate and provision against 50-robot simulated fleets"
+molecule test --all
+
+step "packaging, docs and AWX credential tests"
+python -m pytest -p no:cacheprovider tests/packaging
+
+step "execution environment (ansible-builder introspect and create, offline)"
+bash scripts/check_ee.sh
+
+step "built collection installs into a fresh venv and runs a play"
+bash scripts/build_and_install.sh
 
 # ansible-test wants the collection as a real directory named ansible_collections/spot/auth,
 # outside this git work tree (inside it, ansible-test would ask git for files and find none).
@@ -64,3 +80,6 @@ step "ansible-test units"
 
 step "ansible-test integration"
 (cd "$COPY" && ansible-test integration --venv --python 3.11 --color no)
+
+step "version matrix: ansible-core 2.21 on Python 3.13 or 3.12 (sanity and units)"
+bash scripts/test_matrix.sh
