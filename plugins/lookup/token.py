@@ -103,7 +103,8 @@ class LookupModule(LookupBase):
 
     def run(self, terms, variables=None, **kwargs):
         variables = variables or {}
-        targets = [self._settings(term, variables, kwargs) for term in (terms or [None])]
+        resolved = {}  # option values per variable source; address terms share the current host's
+        targets = [self._settings(term, variables, kwargs, resolved) for term in (terms or [None])]
         tokens = [None] * len(targets)
         pending = []
         clients = []
@@ -140,17 +141,18 @@ class LookupModule(LookupBase):
                 client.close()
         return tokens
 
-    def _settings(self, term, variables, direct):
-        """(label, AuthSettings) of one term."""
+    def _settings(self, term, variables, direct, resolved):
+        """(label, AuthSettings) of one term; ``resolved`` caches option values per variable source."""
         hostvars = variables.get("hostvars") or {}
         label = term
         params = {}
+        source_key = "current host"
         if term is None:
             label = variables.get("inventory_hostname")
             source = variables
             params["hostname"] = variables.get("ansible_host") or label
         elif term in hostvars:
-            source = hostvars[term]
+            source, source_key = hostvars[term], ("inventory host", term)
             params["hostname"] = source.get("ansible_host") or term
         else:
             match = _ADDRESS.match(term.strip()) if isinstance(term, str) else None
@@ -161,10 +163,12 @@ class LookupModule(LookupBase):
             if match.group("port"):
                 params["port"] = int(match.group("port"))
         try:
-            self.set_options(var_options=source, direct=direct)
-            for name in _options.OPTION_SPEC:
+            if source_key not in resolved:
+                self.set_options(var_options=source, direct=direct)
+                resolved[source_key] = {name: self.get_option(name) for name in _options.OPTION_SPEC}
+            for name, value in resolved[source_key].items():
                 if params.get(name) is None or name in direct:
-                    params[name] = self.get_option(name)
+                    params[name] = value
             if params.get("token") and "password" not in direct:
                 params["password"] = None  # re-mint the given token; a password from elsewhere is not paired with it
             return label, _options.settings_from(params)

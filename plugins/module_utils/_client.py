@@ -59,15 +59,23 @@ def worst_case_seconds(timeout, retries, cap=BACKOFF_MAX):
     return (retries + 1) * timeout + sum(min(cap, BACKOFF_BASE * 2 ** n) for n in range(retries))
 
 
+_CA_BUNDLES = {}  # (path, mtime, size) -> PEM bytes: one read per file and process, not one per robot
+
+
 def read_ca_bundle(path):
     """The PEM bytes at ``path``; InvalidOptionError when unreadable or not PEM."""
     try:
+        info = os.stat(path)
+        key = (path, info.st_mtime_ns, info.st_size)
+        if key in _CA_BUNDLES:
+            return _CA_BUNDLES[key]
         with open(path, "rb") as handle:
             data = handle.read(1024 * 1024 + 1)
     except OSError as exc:
         raise _errors.InvalidOptionError("ca_cert", "cannot read %s (%s)" % (path, exc.strerror or exc)) from None
     if len(data) > 1024 * 1024 or b"-----BEGIN CERTIFICATE-----" not in data:
         raise _errors.InvalidOptionError("ca_cert", "%s is not a PEM certificate bundle" % path)
+    _CA_BUNDLES[key] = data
     return data
 
 
