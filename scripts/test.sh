@@ -18,6 +18,7 @@ step() {
 finish() {
     status=$?
     [ -n "${WORK:-}" ] && rm -rf "$WORK"
+    [ "$status" -eq 0 ] && [ -n "${LOGS:-}" ] && rm -rf "$LOGS"
     if [ "$status" -eq 0 ]; then
         printf '\ntest.sh: %d passed, 0 failed\n' "$((PASSED + 1))"
     else
@@ -25,6 +26,7 @@ finish() {
     fi
 }
 trap finish EXIT
+LOGS=$(mktemp -d "${TMPDIR:-/tmp}/spot-auth-logs.XXXXXX")
 
 step "ruff"
 ruff check .
@@ -49,7 +51,8 @@ step "playbook tests (ansible-playbook against the simulator)"
 python -m pytest -p no:cacheprovider tests/playbooks
 
 step "molecule: rotate and provision against 50-robot simulated fleets"
-molecule test --all
+molecule test --all 2>&1 | tee "$LOGS/molecule.log"
+python scripts/assert_no_secrets.py "$LOGS/molecule.log"
 
 step "packaging, docs and AWX credential tests"
 python -m pytest -p no:cacheprovider tests/packaging
@@ -79,7 +82,8 @@ step "ansible-test units"
 (cd "$COPY" && ansible-test units --venv --python 3.11 --color no)
 
 step "ansible-test integration"
-(cd "$COPY" && ansible-test integration --venv --python 3.11 --color no)
+(cd "$COPY" && ansible-test integration --venv --python 3.11 --color no -v) 2>&1 | tee "$LOGS/integration.log"
+python scripts/assert_no_secrets.py "$LOGS/integration.log"
 
 step "version matrix: ansible-core 2.21 on Python 3.13 or 3.12 (sanity and units)"
 bash scripts/test_matrix.sh
