@@ -63,17 +63,9 @@ bash scripts/check_ee.sh
 step "built collection installs into a fresh venv and runs a play"
 bash scripts/build_and_install.sh
 
-# ansible-test wants the collection as a real directory named ansible_collections/spot/auth,
-# outside this git work tree (inside it, ansible-test would ask git for files and find none).
 step "copy the collection for ansible-test"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/spot-auth-test.XXXXXX")
-COPY="$WORK/ansible_collections/spot/auth"
-mkdir -p "$COPY"
-git ls-files -z --cached --others --exclude-standard | tar --null --ignore-failed-read -T - -cf - | tar -xf - -C "$COPY"
-# ansible-test downloads a get-pip bootstrap from a host outside the package registries: place the stand-in.
-pip_version=$(python -c 'import re, ansible_test._internal.python_requirements as m; print(re.search(r"pip=.([0-9.]+).", open(m.__file__).read()).group(1))')
-mkdir -p ~/.ansible/test/cache
-cp scripts/ansible_test_get_pip.py ~/.ansible/test/cache/get_pip_${pip_version//./_}.py
+COPY=$(bash scripts/ansible_test_copy.sh "$WORK")
 
 step "ansible-test sanity"
 (cd "$COPY" && ansible-test sanity --venv --python 3.11 --color no)

@@ -48,17 +48,9 @@ unset ANSIBLE_COLLECTIONS_PATH
 core_version=$(python -c 'from ansible.release import __version__; print(__version__)')
 step "matrix: ansible-core $core_version on Python $pyver"
 
-# ansible-test needs a real ansible_collections/spot/auth outside this git work tree (as in scripts/test.sh).
 work=$(mktemp -d "${TMPDIR:-/tmp}/spot-auth-matrix.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-copy="$work/ansible_collections/spot/auth"
-mkdir -p "$copy"
-git ls-files -z --cached --others --exclude-standard | tar --null --ignore-failed-read -T - -cf - | tar -xf - -C "$copy"
-
-# This ansible-test release bootstraps pip with its own get-pip version: place the stand-in under that name.
-pip_version=$(python -c 'import re, ansible_test._internal.python_requirements as m; print(re.search(r"pip=.([0-9.]+).", open(m.__file__).read()).group(1))')
-mkdir -p ~/.ansible/test/cache
-cp scripts/ansible_test_get_pip.py ~/.ansible/test/cache/get_pip_${pip_version//./_}.py
+copy=$(bash scripts/ansible_test_copy.sh "$work")
 
 # Both run even when the first fails, so one CI run shows every problem of this column.
 failed=()
