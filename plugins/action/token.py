@@ -28,7 +28,7 @@ class ActionModule(ActionBase):
         if self._task.delegate_to and self._task.delegate_to not in _CONTROLLER_NAMES:
             return self._run_on_delegate(result, task_vars)
         try:
-            settings = _options.settings_from(_options.apply_fallbacks(self._task.args, self._host_vars(task_vars)))
+            settings = _options.settings_from(_options.apply_fallbacks(self._task.args, self._host_vars(task_vars, task_vars)))
         except SpotAuthError as error:
             result.update(failed=True, **error.to_result())
             return result
@@ -49,19 +49,18 @@ class ActionModule(ActionBase):
         result.update(changed=outcome.minted, spot_auth=_handshake.token_facts(settings, outcome))
         return self._with_host_variable(result, task_vars)
 
-    def _host_vars(self, task_vars):
-        """The host's inventory variables that options fall back to, templated."""
+    def _host_vars(self, task_vars, source):
+        """The inventory variables in ``source`` that options fall back to, templated."""
         names = set(_options.HOST_VARS.values())
-        found = {name: self._templar.template(task_vars[name]) for name in names if task_vars.get(name) is not None}
+        found = {name: self._templar.template(source[name]) for name in names if source.get(name) is not None}
         found.setdefault("ansible_host", task_vars.get("inventory_hostname"))
         return found
 
     def _run_on_delegate(self, result, task_vars):
         """Ship the module to the delegate host; inventory fallbacks are the robot's, resolved here."""
+        # task_vars hold the delegate's connection variables here; the robot's own are in hostvars.
         robot_vars = task_vars.get("hostvars", {}).get(task_vars.get("inventory_hostname"), {})
-        host_vars = {name: robot_vars.get(name) for name in _options.HOST_VARS.values() if robot_vars.get(name) is not None}
-        host_vars.setdefault("ansible_host", task_vars.get("inventory_hostname"))
-        module_args = _options.apply_fallbacks(self._task.args, host_vars, environ={})
+        module_args = _options.apply_fallbacks(self._task.args, self._host_vars(task_vars, robot_vars), environ={})
         result.update(self._execute_module(module_name="spot.auth.token", module_args=module_args, task_vars=task_vars))
         if result.get("failed") or "spot_auth" not in result:
             return result

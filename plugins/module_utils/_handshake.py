@@ -39,7 +39,7 @@ class Outcome:
         return self.method != "cache"
 
 
-def obtain_async(settings, client, now=None):
+def obtain_async(settings, client):
     """Start getting a token for ``settings`` through ``client``; returns a Future of an ``Outcome``.
 
     Raises ``InvalidOptionError`` at once (before any network call) for an unusable cache directory.
@@ -77,7 +77,7 @@ def obtain_async(settings, client, now=None):
         then(client.auth_async(settings.username, settings.password, app_token=settings.app_token), "password")
 
     if cached is not None:
-        left = TokenTimes(cached).seconds_left(time.time() if now is None else now)
+        left = TokenTimes(cached).seconds_left(time.time())
         if left > settings.token_cache_margin:
             outcome.set_result(Outcome(cached, "cache", warnings))
             return outcome

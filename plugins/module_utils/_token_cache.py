@@ -130,13 +130,6 @@ class TokenCache:
             raise
         self._fsync_directory()
 
-    def remove(self, name):
-        try:
-            os.unlink(self.path(name))
-        except OSError as exc:
-            if exc.errno != errno.ENOENT:
-                raise
-
     def _fsync_directory(self):
         try:
             fd = os.open(self.directory, os.O_RDONLY)
