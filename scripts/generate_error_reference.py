@@ -74,7 +74,16 @@ def describe_key(key, table):
             narrower = any(other[0] == "grpc" and other[1] == code and other[2] is not None for other in table)
             return "gRPC `%s`%s" % (code, ", when no marker matches" if narrower else "")
         return "gRPC `%s` with `%s` in the details" % (code, marker)
+    if kind == "controller":
+        return CONTROLLER_CAUSES[key[1]]
     raise SystemExit("unknown error table row kind %r: teach describe_key about it" % (kind,))
+
+
+CONTROLLER_CAUSES = {
+    "EMFILE": "the controller hit its open-file limit (`EMFILE`, `ENFILE`)",
+    "ENOMEM": "the controller ran out of memory",
+    "session lost": "the run's session agent exited or stopped answering while it held the request",
+}
 
 
 def cell(text):

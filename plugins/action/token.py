@@ -1,12 +1,12 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Ansible glue of spot.auth.token: runs the handshake in the controller's Python.
+"""Ansible glue of spot.auth.token: runs the handshake on the controller.
 
 Robots run nothing of Ansible, so the task never uses the host's connection: options are resolved
-from task arguments, host variables and the environment, the handshake runs here, and the token is
-handed back as the ``spot_auth`` host variable. Delegated to another host (a site gateway), the
-module is shipped and runs there with that host's Python.
+from task arguments, host variables and the environment, the run's session does the handshake
+(``plugin_utils/_session``), and the token is handed back as the ``spot_auth`` host variable.
+Delegated to another host (a site gateway), the module is shipped and runs there with that host's Python.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -15,6 +15,7 @@ __metaclass__ = type
 from ansible.plugins.action import ActionBase
 from ansible_collections.spot.auth.plugins.module_utils import _handshake, _options
 from ansible_collections.spot.auth.plugins.module_utils._errors import SpotAuthError
+from ansible_collections.spot.auth.plugins.plugin_utils import _session
 
 # Delegating to the controller itself keeps the handshake in this process.
 _CONTROLLER_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -39,10 +40,10 @@ class ActionModule(ActionBase):
         if self._task.check_mode:
             result.update(changed=True, msg="check mode: would get a token from %s by %s" % (settings.hostname, settings.method))
             return result
-        try:
-            outcome = _handshake.obtain(settings)
-        except SpotAuthError as error:
-            result.update(failed=True, **error.to_result())
+        # The run's session does the handshake: no gRPC in this forked worker, one memory for the run.
+        outcome = _session.obtain_all([settings], warn=self._display.warning)[0]
+        if isinstance(outcome, SpotAuthError):
+            result.update(failed=True, **outcome.to_result())
             return result
         for warning in outcome.warnings:
             self._display.warning(warning)

@@ -32,7 +32,8 @@ options:
       - Password of O(username). Mutually exclusive with O(token).
       - Falls back to the host variable C(spot_password), then the environment variable E(BOSDYN_CLIENT_PASSWORD),
         unless O(token) is given.
-      - A refused password is never sent again by the same task, since each failed login counts toward the robot's lockout.
+      - A refused password is never sent again in the same run (see O(session)), since each failed login counts toward
+        the robot's lockout.
     type: str
   token:
     description:
@@ -101,6 +102,21 @@ options:
       - Seconds a cached token must still be valid to be used as it is.
     type: int
     default: 3600
+  session:
+    description:
+      - Whether the handshakes of one C(ansible-playbook) run go through the run's session, a local agent process
+        shared by every fork, task, loop, lookup and role of the run. It logs in at most once per robot, user and
+        credential while the token is fresh, never sends a refused credential again in the run (a lockout is
+        remembered for 60 seconds), coalesces identical requests into one, and keeps gRPC out of Ansible's forked
+        workers.
+      - The agent starts on first use, listens on C($TMPDIR/spot-auth-<uid>/<run pid>-<start>/agent.sock) (0700
+        directories; only the same user is answered), and exits with the run; credentials reach it over that socket only.
+      - V(false), or an agent that cannot start (with a warning), runs the handshake in the calling process, which
+        remembers only for itself.
+      - Falls back to the environment variable E(SPOT_AUTH_SESSION). Ignored when the module is delegated to another host.
+    type: bool
+    default: true
+    version_added: 0.1.0
 notes:
   - Every request asks the robot not to log it (C(disable_rpc_logging)), since it carries a password or token.
   - Failures are typed. C(error_type) names what went wrong; see the error reference in the collection's docs.
@@ -175,4 +191,10 @@ options:
     ini:
       - section: spot_auth
         key: token_cache_margin
+  session:
+    env:
+      - name: SPOT_AUTH_SESSION
+    ini:
+      - section: spot_auth
+        key: session
 """

@@ -14,9 +14,10 @@ description:
     on the controller. Handshakes for several terms run concurrently, so one call can serve a whole fleet.
   - A term is an inventory host name (its host variables supply the address, port and credentials),
     or an address C(host) or C(host:port). Without terms, the current host's robot.
-  - Lookups are lazy; Ansible evaluates them again every time the variable holding one is used. Within one
-    process a robot and user are authenticated once while the token is fresh, and a refused password is
-    never sent twice. Across tasks and runs, set O(token_cache) so tokens are reused instead of minted.
+  - Lookups are lazy; Ansible evaluates them again every time the variable holding one is used. The run's
+    session (see O(session)) makes that cheap and safe. Within one C(ansible-playbook) run, a robot and user are
+    authenticated once while the token is fresh, whichever fork, task or loop asks, and a refused credential is
+    never sent again. Across runs, set O(token_cache) so tokens are reused instead of minted.
   - Options come from keyword arguments, then host variables, then C(ansible.cfg) (section C([spot_auth]), never
     for secrets), then the Spot SDK's environment variables.
 author:
@@ -27,6 +28,26 @@ options:
     type: list
     elements: str
     required: false
+  on_error:
+    description:
+      - What a failed term does.
+      - V(fail) fails the lookup with the first failure's C(error_type) and message.
+      - V(warn) returns an empty string for each failed term and the tokens of the others, and shows one warning
+        that lists every failure with its C(error_type).
+      - V(skip) does the same without the warning.
+      - A bad option value fails the lookup whatever this says.
+    type: str
+    choices: [fail, warn, skip]
+    default: fail
+    version_added: 0.1.0
+  concurrency:
+    description:
+      - At most this many handshakes of this lookup are in flight at once (1 to 10000).
+      - The run's session also keeps the handshakes of the whole run within what the open-file limit allows,
+        after raising the soft limit to the hard one where it may.
+    type: int
+    default: 200
+    version_added: 0.1.0
 extends_documentation_fragment:
   - spot.auth.token
   - spot.auth.token.plugins
@@ -45,6 +66,13 @@ EXAMPLES = r"""
   run_once: true
   no_log: true
 
+- name: Tokens of the robots that answer; an empty string and one warning for the others
+  ansible.builtin.set_fact:
+    fleet_tokens: "{{ dict(groups['spot'] | zip(query('spot.auth.token', *groups['spot'], on_error='warn'))) | dict2items
+                      | rejectattr('value', 'equalto', '') | items2dict }}"
+  run_once: true
+  no_log: true
+
 - name: An address with an explicit port and credentials
   ansible.builtin.debug:
     msg: "{{ lookup('spot.auth.token', '192.0.2.10:443', username='operator', password=vault_spot_password) | length }}"
@@ -52,94 +80,73 @@ EXAMPLES = r"""
 
 RETURN = r"""
 _raw:
-  description: One user token per term (one for the current host without terms).
+  description:
+    - One user token per term (one for the current host without terms).
+    - With O(on_error=warn) or O(on_error=skip), an empty string for each term that failed.
   type: list
   elements: str
 """
 
-import hashlib
-import os
 import re
-import time
 
 from ansible.errors import AnsibleError, AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 from ansible.utils.display import Display
 from ansible_collections.spot.auth.plugins.module_utils import _handshake, _options
-from ansible_collections.spot.auth.plugins.module_utils._errors import (
-    ExpiredApplicationTokenError,
-    InvalidApplicationTokenError,
-    InvalidLoginError,
-    InvalidTokenError,
-    SpotAuthError,
-    TemporarilyLockedOutError,
-    mask_secrets,
-)
-from ansible_collections.spot.auth.plugins.module_utils._tokens import TokenTimes
+from ansible_collections.spot.auth.plugins.module_utils._errors import SpotAuthError, mask_secrets
+from ansible_collections.spot.auth.plugins.plugin_utils import _session
 
 display = Display()
 
-# Refusals that must not be answered by sending the same credentials again.
-_REFUSALS = (InvalidLoginError, TemporarilyLockedOutError, InvalidTokenError,
-             InvalidApplicationTokenError, ExpiredApplicationTokenError)
 _ADDRESS = re.compile(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]+))(?::(?P<port>\d+))?$")
-# Per process: tokens handed out and credentials refused, keyed without the secrets themselves.
-_SALT = os.urandom(16)
-_TOKENS = {}
-_REFUSED = {}
-
-
-def _fingerprint(secret):
-    return hashlib.sha256(_SALT + secret.encode("utf-8")).hexdigest() if secret else None
-
-
-def _session_key(settings):
-    credential = settings.password if settings.method == "password" else settings.token
-    return (settings.hostname, settings.port, settings.authority, settings.username, settings.method,
-            _fingerprint(credential), _fingerprint(settings.app_token))
+ON_ERROR_CHOICES = ("fail", "warn", "skip")
 
 
 class LookupModule(LookupBase):
 
     def run(self, terms, variables=None, **kwargs):
         variables = variables or {}
+        direct = dict(kwargs)
+        on_error = self._on_error(direct.pop("on_error", "fail"))
+        concurrency = self._concurrency(direct.pop("concurrency", _session.DEFAULT_CONCURRENCY))
         resolved = {}  # option values per variable source; address terms share the current host's
-        targets = [self._settings(term, variables, kwargs, resolved) for term in (terms or [None])]
-        tokens = [None] * len(targets)
-        pending = []
-        clients = []
-        try:
-            for index, (label, settings) in enumerate(targets):
-                token = self._reuse(settings)
-                if token is not None:
-                    tokens[index] = token
-                    continue
-                if not settings.validate_certs:
-                    display.warning(_handshake.validate_certs_warning(settings))
-                client = settings.client()
-                clients.append(client)
-                pending.append((index, label, settings, _handshake.obtain_async(settings, client)))
-            errors = []
-            for index, label, settings, future in pending:
-                try:
-                    outcome = future.result()
-                except SpotAuthError as error:
-                    if isinstance(error, _REFUSALS):
-                        _REFUSED[_session_key(settings)] = error
-                    errors.append(self._failure(label, error))
-                    continue
-                for warning in outcome.warnings:
-                    display.warning(warning)
-                _TOKENS[_session_key(settings)] = outcome.token
-                tokens[index] = outcome.token
-            if errors:
-                raise errors[0]
-        except SpotAuthError as error:  # an unusable token_cache directory, before any request
-            raise self._failure(None, error) from None
-        finally:
-            for client in clients:
-                client.close()
+        targets = [self._settings(term, variables, direct, resolved) for term in (terms or [None])]
+        for _label, settings in targets:
+            if not settings.validate_certs:
+                display.warning(_handshake.validate_certs_warning(settings))
+        results = _session.obtain_all([settings for _label, settings in targets], concurrency, warn=display.warning)
+        tokens = []
+        failures = []
+        for (label, _settings), result in zip(targets, results):
+            if isinstance(result, SpotAuthError):
+                failures.append(self._failure(label, result))
+                tokens.append("")
+                continue
+            for warning in result.warnings:
+                display.warning(warning)
+            tokens.append(result.token)
+        if failures and on_error == "fail":
+            raise failures[0]
+        if failures and on_error == "warn":
+            display.warning("spot.auth.token: %d of %d robots failed, and their tokens are empty: %s"
+                            % (len(failures), len(targets), "; ".join(failure.message for failure in failures)))
         return tokens
+
+    @staticmethod
+    def _on_error(value):
+        if value not in ON_ERROR_CHOICES:
+            raise AnsibleLookupError("InvalidOptionError: option on_error: expected one of %s, got %r"
+                                     % (", ".join(ON_ERROR_CHOICES), value if isinstance(value, str) else type(value).__name__))
+        return value
+
+    @staticmethod
+    def _concurrency(value):
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _session.MAX_CONCURRENCY:
+            raise AnsibleLookupError("InvalidOptionError: option concurrency: expected a whole number from 1 to %d, got %r"
+                                     % (_session.MAX_CONCURRENCY, value))
+        return value
 
     def _settings(self, term, variables, direct, resolved):
         """(label, AuthSettings) of one term; ``resolved`` caches option values per variable source."""
@@ -177,20 +184,6 @@ class LookupModule(LookupBase):
         except AnsibleError as error:
             secrets = [value for value in (direct.get(name) for name in _options.SECRET_OPTIONS) if isinstance(value, str)]
             raise AnsibleLookupError("InvalidOptionError: %s" % mask_secrets(str(error.message), secrets)) from None
-
-    @staticmethod
-    def _reuse(settings):
-        """A token this process already got for these settings, or the refusal it already got."""
-        key = _session_key(settings)
-        refusal = _REFUSED.get(key)
-        if refusal is not None:
-            raise LookupModule._failure(settings.hostname, refusal)
-        token = _TOKENS.get(key)
-        if token is not None:
-            left = TokenTimes(token).seconds_left(time.time())
-            if left is None or left > settings.token_cache_margin:
-                return token
-        return None
 
     @staticmethod
     def _failure(label, error):

@@ -25,15 +25,34 @@ from ansible_collections.spot.auth.plugins.module_utils import _errors, _wire
 from ansible_collections.spot.auth.plugins.module_utils._root_ca import BOSTON_DYNAMICS_ROOT_CA_PEM
 from ansible_collections.spot.auth.plugins.module_utils._version import COLLECTION_VERSION
 
-# grpc reads its log level at import. Its C core would print to the controller's stderr; every failure
-# it could report reaches the user as a typed error instead, so keep it quiet unless asked otherwise.
-os.environ.setdefault("GRPC_VERBOSITY", "NONE")
-try:
-    import grpc
-except ImportError:
-    GRPC_IMPORT_ERROR = traceback.format_exc()
-else:
-    GRPC_IMPORT_ERROR = None
+# Imported on first use, so a process that only asks the run's session (a forked Ansible worker)
+# never loads gRPC.
+grpc = None
+
+
+def import_grpc():
+    """The grpc module; ImportError with the traceback when grpcio is missing."""
+    global grpc
+    if grpc is None:
+        # grpc reads its log level at import. Its C core would print to the controller's stderr; every
+        # failure it could report reaches the user as a typed error instead, so keep it quiet.
+        os.environ.setdefault("GRPC_VERBOSITY", "NONE")
+        try:
+            import grpc as module
+        except ImportError:
+            raise ImportError("the grpcio Python package is required:\n" + traceback.format_exc()) from None
+        grpc = module
+    return grpc
+
+
+def grpc_import_error():
+    """The traceback of a failed grpc import, or None when grpcio is usable."""
+    try:
+        import_grpc()
+    except ImportError as exc:
+        return str(exc)
+    return None
+
 
 DEFAULT_PORT = 443
 DEFAULT_AUTHORITY = "auth.spot.robot"
@@ -100,8 +119,7 @@ class AuthClient:
     def __init__(self, hostname, port=DEFAULT_PORT, root_certificates=None, validate_certs=True,
                  authority=DEFAULT_AUTHORITY, timeout=DEFAULT_TIMEOUT, retries=DEFAULT_RETRIES,
                  client_name=None):
-        if GRPC_IMPORT_ERROR is not None:
-            raise ImportError("the grpcio Python package is required:\n" + GRPC_IMPORT_ERROR)
+        import_grpc()
         self.hostname = hostname
         self.port = port
         self.authority = authority
@@ -250,5 +268,8 @@ class AuthClient:
 
     def _unexpected(self, exc, secrets):
         """An RpcError for a failure outside the table; its text is masked like gRPC details."""
+        reason = _errors.controller_reason(exc)
+        if reason is not None:
+            return _errors.controller_error(reason, self.hostname, self.port)
         detail = "%s: %s" % (type(exc).__name__, exc)
         return _errors.error_for_grpc(None, detail, self.hostname, self.port, secrets)

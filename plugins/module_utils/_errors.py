@@ -13,6 +13,8 @@ Messages never contain a password or token: they are built only from the table a
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import errno
+
 
 class SpotAuthError(Exception):
     """Base of every error this collection raises about a robot."""
@@ -148,6 +150,18 @@ class ResponseTooLargeError(RpcError):
     pass
 
 
+class ControllerError(SpotAuthError):
+    """The controller, not the robot, could not go on; tokens already obtained are kept."""
+
+
+class ControllerResourceError(ControllerError):
+    """The controller ran out of open files or memory."""
+
+
+class SessionError(ControllerError):
+    """The run's session agent stopped answering in the middle of a request."""
+
+
 class ErrorSpec:
     """One row of the error table."""
 
@@ -207,6 +221,9 @@ ERROR_TABLE = {
         TooManyRequestsError, True, "the robot is rate limiting auth requests (HTTP 429)"),
     ("grpc", "UNAVAILABLE", "status: 502"): ErrorSpec(
         ServiceUnavailableError, True, "the robot's proxy could not reach the auth service (HTTP 502)"),
+    ("grpc", "UNAVAILABLE", "Too many open files"): ErrorSpec(
+        ControllerResourceError, False,
+        "the controller ran out of open files (not the robot's fault; lower concurrency or raise ulimit -n)"),
     ("grpc", "UNAVAILABLE", "Connection refused"): ErrorSpec(
         UnableToConnectToRobotError, True, "the robot refused the connection (nothing listening on that port)"),
     ("grpc", "UNAVAILABLE", None): ErrorSpec(
@@ -223,6 +240,14 @@ ERROR_TABLE = {
         MalformedResponseError, False, "the robot's answer is not a valid GetAuthTokenResponse"),
     ("grpc", None, None): ErrorSpec(
         RpcError, False, "the call to the robot failed"),
+    ("controller", "EMFILE"): ErrorSpec(
+        ControllerResourceError, False,
+        "the controller ran out of open files (not the robot's fault; lower concurrency or raise ulimit -n)"),
+    ("controller", "ENOMEM"): ErrorSpec(
+        ControllerResourceError, False, "the controller ran out of memory (not the robot's fault; lower concurrency)"),
+    ("controller", "session lost"): ErrorSpec(
+        SessionError, False,
+        "the run's session agent stopped before answering; the request may have reached the robot"),
 }
 
 STATUS_OK = "STATUS_OK"
@@ -254,6 +279,35 @@ def error_for_response(header_code, status, hostname=None, port=None):
 
 def malformed_response(reason, hostname=None, port=None):
     return _make(ERROR_TABLE[("response", reason)], hostname, port)
+
+
+def controller_reason(exc):
+    """The ``("controller", reason)`` row of an exception that is the controller's own shortage, or None."""
+    if isinstance(exc, MemoryError) or getattr(exc, "errno", None) == errno.ENOMEM:
+        return "ENOMEM"
+    if getattr(exc, "errno", None) in (errno.EMFILE, errno.ENFILE):
+        return "EMFILE"
+    return None
+
+
+def controller_error(reason, hostname=None, port=None, detail=None):
+    """A failure of the controller itself (``reason`` is a ``("controller", reason)`` row)."""
+    return _make(ERROR_TABLE[("controller", reason)], hostname, port, detail=detail)
+
+
+def error_class(error_type):
+    """The exception class named ``error_type`` (SpotAuthError for a name this version does not know)."""
+    found = globals().get(error_type)
+    return found if isinstance(found, type) and issubclass(found, SpotAuthError) else SpotAuthError
+
+
+def error_from_result(fields):
+    """Rebuild an error from ``SpotAuthError.to_result()`` fields (the session agent's answers)."""
+    cls = error_class(fields.get("error_type"))
+    error = SpotAuthError.__new__(cls)
+    SpotAuthError.__init__(error, fields.get("msg") or "", retryable=bool(fields.get("retryable")),
+                           status=fields.get("status"), grpc_code=fields.get("grpc_code"), hostname=fields.get("hostname"))
+    return error
 
 
 def error_for_grpc(code_name, details, hostname=None, port=None, secrets=()):

@@ -22,7 +22,7 @@ FACT_NAME = "spot_auth"
 
 
 class Outcome:
-    """A token and how it was obtained: ``cache``, ``token`` (re-minted) or ``password``.
+    """A token and how it was obtained: ``cache``, ``session`` (earlier in the run), ``token`` (re-minted) or ``password``.
 
     ``warnings`` holds what a user should hear about (a refused cache entry); never a secret.
     """
@@ -36,7 +36,7 @@ class Outcome:
 
     @property
     def minted(self):
-        return self.method != "cache"
+        return self.method not in ("cache", "session")
 
 
 def obtain_async(settings, client):
@@ -55,11 +55,7 @@ def obtain_async(settings, client):
     outcome = Future()
 
     def done(token, method):
-        if cache is not None:
-            try:
-                cache.write(settings.cache_entry, token)
-            except (OSError, TokenCacheError) as error:
-                warnings.append("could not write the token cache entry %s (%s)" % (cache.path(settings.cache_entry), error))
+        warnings.extend(store_in_cache(settings, token, cache))
         outcome.set_result(Outcome(token, method, warnings))
 
     def then(future, method, on_error=None):
@@ -94,6 +90,23 @@ def obtain_async(settings, client):
     else:
         log_in()
     return outcome
+
+
+def store_in_cache(settings, token, cache=None):
+    """Write ``token`` to the ``token_cache`` entry of ``settings`` (if any); returns warnings, never raises."""
+    cache = cache or settings.cache()
+    if cache is None:
+        return []
+    try:
+        if cache.read(settings.cache_entry) == token:
+            return []  # already there (a token reused within the run): no write, no fsync
+    except TokenCacheError:
+        pass  # an entry the cache refuses is replaced
+    try:
+        cache.write(settings.cache_entry, token)
+    except (OSError, TokenCacheError) as error:
+        return ["could not write the token cache entry %s (%s)" % (cache.path(settings.cache_entry), error)]
+    return []
 
 
 def obtain(settings):

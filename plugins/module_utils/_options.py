@@ -22,7 +22,7 @@ from ansible_collections.spot.auth.plugins.module_utils._token_cache import DEFA
 from ansible_collections.spot.auth.plugins.module_utils._token_cache import TokenCache, entry_name
 
 SECRET_OPTIONS = ("password", "token", "app_token")
-ENV_FALLBACKS = {"username": "BOSDYN_CLIENT_USERNAME", "password": "BOSDYN_CLIENT_PASSWORD"}
+ENV_FALLBACKS = {"username": "BOSDYN_CLIENT_USERNAME", "password": "BOSDYN_CLIENT_PASSWORD", "session": "SPOT_AUTH_SESSION"}
 HOST_VARS = {
     "hostname": "ansible_host",
     "port": "spot_port",
@@ -52,6 +52,7 @@ OPTION_SPEC = {
     "serial": {"type": "str"},
     "token_cache": {"type": "path"},
     "token_cache_margin": {"type": "int", "default": DEFAULT_CACHE_MARGIN, "no_log": False},
+    "session": {"type": "bool", "default": True},
 }
 MUTUALLY_EXCLUSIVE = [("password", "token")]
 
@@ -177,6 +178,7 @@ def settings_from(params):
     values["retries"] = retries
 
     values["validate_certs"] = _convert("validate_certs", values["validate_certs"], check_type_bool, "a boolean")
+    values["session"] = _convert("session", values["session"], check_type_bool, "a boolean")
 
     margin = _convert("token_cache_margin", values["token_cache_margin"], check_type_int, "a whole number of seconds")
     if isinstance(values["token_cache_margin"], bool) or not 0 <= margin <= MAX_CACHE_MARGIN:

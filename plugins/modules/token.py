@@ -23,7 +23,7 @@ description:
     persistent fact cache. The task result holds the token too, for C(register).
   - "C(changed) is true when a token was minted, and also when the task put a token from O(token_cache) into
     C(spot_auth) for the first time in a run, because Ansible reports a new host variable as a change. For
-    idempotence checks use C(changed_when: result.spot_auth.method | default('') != 'cache')."
+    idempotence checks use C(changed_when: result.spot_auth.method not in ['cache', 'session'])."
   - Options not set on the task fall back to module defaults (C(group/spot.auth.spot)), then to the host
     variables named in each option, then to the Spot SDK's environment variables.
 extends_documentation_fragment:
@@ -130,7 +130,9 @@ spot_auth:
       type: str
       returned: success
     method:
-      description: How the token was obtained, C(password) (login), C(token) (re-minted) or C(cache) (read from O(token_cache)).
+      description:
+        - How the token was obtained, C(password) (login), C(token) (re-minted), C(cache) (read from O(token_cache)),
+          or C(session) (obtained earlier in the same run, see O(session)).
       type: str
       returned: success
       sample: password
@@ -180,7 +182,7 @@ from ansible_collections.spot.auth.plugins.module_utils._errors import SpotAuthE
 
 def main():
     module = AnsibleModule(argument_spec=copy.deepcopy(_options.OPTION_SPEC), supports_check_mode=True)
-    for library, error in (("grpcio", _client.GRPC_IMPORT_ERROR), ("protobuf", _wire.PROTOBUF_IMPORT_ERROR)):
+    for library, error in (("grpcio", _client.grpc_import_error()), ("protobuf", _wire.PROTOBUF_IMPORT_ERROR)):
         if error:
             module.fail_json(msg=missing_required_lib(library), exception=error, error_type="MissingRequiredLibraryError")
     try:

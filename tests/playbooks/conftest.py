@@ -13,6 +13,7 @@ __metaclass__ = type
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import textwrap
@@ -21,11 +22,10 @@ import pytest
 
 from spot_auth_sim.fleet import Fleet
 
-from helpers import COLLECTIONS_PATH
+from helpers import playbook_environment
 
 PLAYBOOK_TIMEOUT = 240
 JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}")
-CALLBACK_PLUGINS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "callback_plugins")
 
 
 class PlayRun:
@@ -58,33 +58,23 @@ def secrets():
 
 @pytest.fixture
 def run_playbook(tmp_path, secrets):
-    """run_playbook(playbook_yaml, inventory_path, args=(), env=None, check=False) -> PlayRun."""
+    """run_playbook(playbook_yaml, inventory_path, args=(), env=None, check=False, file_limit=None) -> PlayRun.
+
+    ``file_limit`` sets ansible-playbook's open-file limit, soft and hard, as ``ulimit -n`` does in a shell.
+    """
     counter = [0]
 
-    def run(playbook, inventory, args=(), env=None, check=False):
+    def run(playbook, inventory, args=(), env=None, check=False, file_limit=None):
         counter[0] += 1
         path = tmp_path / ("play%d.yml" % counter[0])
         path.write_text(textwrap.dedent(playbook))
         results = tmp_path / ("results%d.json" % counter[0])
-        environ = dict(os.environ)
-        for name in ("BOSDYN_CLIENT_USERNAME", "BOSDYN_CLIENT_PASSWORD"):
-            environ.pop(name, None)
-        environ.update({
-            "ANSIBLE_COLLECTIONS_PATH": COLLECTIONS_PATH,
-            "ANSIBLE_FORKS": "25",
-            "ANSIBLE_HOST_KEY_CHECKING": "False",
-            "ANSIBLE_RETRY_FILES_ENABLED": "False",
-            "ANSIBLE_NOCOLOR": "1",
-            "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
-            "ANSIBLE_CALLBACK_PLUGINS": CALLBACK_PLUGINS,
-            "ANSIBLE_CALLBACKS_ENABLED": "results_json",
-            "SPOT_AUTH_TEST_RESULTS": str(results),
-        })
-        environ.update(env or {})
+        environ = playbook_environment(tmp_path, results, env)
         command = [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), "-vvvv", "-i", str(inventory), str(path)]
         command += list(args) + (["--check"] if check else [])
+        limit = None if file_limit is None else (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (file_limit, file_limit)))
         completed = subprocess.run(command, capture_output=True, text=True, env=environ, timeout=PLAYBOOK_TIMEOUT,
-                                   cwd=str(tmp_path), check=False)
+                                   cwd=str(tmp_path), check=False, preexec_fn=limit)
         data = json.loads(results.read_text()) if results.exists() else None
         play_run = PlayRun(completed, data)
         assert_no_secret(play_run.text + (results.read_text() if results.exists() else ""), secrets)

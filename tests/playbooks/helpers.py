@@ -12,6 +12,7 @@ import yaml
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COLLECTIONS_PATH = os.path.join(REPO_ROOT, "build", "collections")
+CALLBACK_PLUGINS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "callback_plugins")
 
 
 def _link_collection():
@@ -25,6 +26,26 @@ def _link_collection():
 
 
 _link_collection()
+
+
+def playbook_environment(tmp_path, results, extra=None):
+    """The environment of a test's ansible-playbook run: no SDK credentials, results recorded to ``results``."""
+    environ = dict(os.environ)
+    for name in ("BOSDYN_CLIENT_USERNAME", "BOSDYN_CLIENT_PASSWORD"):
+        environ.pop(name, None)
+    environ.update({
+        "ANSIBLE_COLLECTIONS_PATH": COLLECTIONS_PATH,
+        "ANSIBLE_FORKS": "25",
+        "ANSIBLE_HOST_KEY_CHECKING": "False",
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_LOCAL_TEMP": str(tmp_path / "ansible-tmp"),
+        "ANSIBLE_CALLBACK_PLUGINS": CALLBACK_PLUGINS,
+        "ANSIBLE_CALLBACKS_ENABLED": "results_json",
+        "SPOT_AUTH_TEST_RESULTS": str(results),
+    })
+    environ.update(extra or {})
+    return environ
 
 
 def edit_inventory(path, change):

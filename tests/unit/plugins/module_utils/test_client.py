@@ -5,7 +5,10 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import glob
+import os
 import re
+import resource
 import socket
 import time
 
@@ -313,6 +316,32 @@ def test_validate_certs_false_still_maps_failures(pki):
         expect_failure(client, _errors.UnableToConnectToRobotError)
 
 
+# -- the controller's own limits -----------------------------------------------------------------
+
+def test_running_out_of_descriptors_is_the_controllers_error_not_the_robots(robot_factory, pki):
+    robot = robot_factory(respond())
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with client_for(robot, pki, retries=2) as client:
+        # Every descriptor taken: the next socket gRPC or Python opens fails with EMFILE.
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(int(fd) for fd in os.listdir("/proc/self/fd")) + 64, hard))
+        filler = []
+        try:
+            for _unused in range(100000):  # bounded by the limit just set
+                filler.append(os.open(os.devnull, os.O_RDONLY))
+        except OSError:
+            pass
+        try:
+            error = expect_failure(client, _errors.ControllerResourceError)
+        finally:
+            for fd in filler:
+                os.close(fd)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        assert error.retryable is False and "not the robot's fault" in error.message
+        assert robot.requests == []
+    with client_for(robot, pki) as fresh:  # with descriptors again, the same robot answers
+        assert fresh.auth("admin", PASSWORD) == MINTED
+
+
 # -- CA bundle ------------------------------------------------------------------------------------
 
 def test_ca_bundle_must_be_readable_pem(tmp_path):
@@ -327,7 +356,10 @@ def test_ca_bundle_must_be_readable_pem(tmp_path):
 
 def test_every_error_type_of_the_table_is_expected_by_a_test_of_this_module():
     # Static, because ansible-test spreads the tests over several processes: every error class named
-    # in this module is one a test above provokes and checks with expect_failure or pytest.raises.
-    with open(__file__) as handle:
-        expected = set(re.findall(r"_errors\.(\w+Error)\b", handle.read()))
+    # in the unit tests is one a test provokes and checks with expect_failure or pytest.raises.
+    expected = set()
+    unit_plugins = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for path in glob.glob(os.path.join(unit_plugins, "**", "test_*.py"), recursive=True):
+        with open(path) as handle:
+            expected.update(re.findall(r"_errors\.(\w+Error)\b", handle.read()))
     assert set(_errors.error_types()) - expected == set()
