@@ -5,7 +5,7 @@
     .venv/bin/python benchmarks/fleet_benchmark.py                 # 50, 200 and 500 robots, 3 rounds, 0 and 50 ms
     .venv/bin/python benchmarks/fleet_benchmark.py --quick         # smoke run: 10 and 40 robots, 1 round
     .venv/bin/python benchmarks/fleet_benchmark.py --robots 500 2000 --latency-robots 500 \\
-        --lookup-robots 5000 --file-limit 1024 --json out.json     # the targets in one run
+        --lookup-robots 5000 --file-limit 1024 --json out.json     # the performance targets in one run
 
 Variants (benchmarks/README.md explains them and the table):
 
@@ -62,7 +62,7 @@ RAISED_FILE_LIMIT = 8192
 AGENT_MARKER = b"plugin_utils._agent"  # in the command line of the run's session agent
 AGENT_POLL_SECONDS = 0.1
 
-# The targets (benchmarks/README.md, "Targets").
+# The performance targets (benchmarks/README.md, "Targets").
 PLAY_TARGET_ROBOTS = (500, 2000)
 PLAY_TARGET_RATIO = 1.2
 LOOKUP_TARGET_ROBOTS = 5000
