@@ -588,8 +588,8 @@ def measure(robots, latency_ms, variants, rounds, args, log):
                     results[variant].append(result)
                     extra = ""
                     if variant == "E":
-                        extra = "  cached %.3f s, %d requests%s" % (result["cached_seconds"], result["cached_requests"],
-                                                                     "  PROBLEM: " + "; ".join(result["problems"]) if result["problems"] else "")
+                        problems = "  PROBLEM: " + "; ".join(result["problems"]) if result["problems"] else ""
+                        extra = "  cached %.3f s, %d requests%s" % (result["cached_seconds"], result["cached_requests"], problems)
                     log("  %5d robots %4g ms  round %d  %s %-30s %8.3f s%s"
                         % (robots, latency_ms, round_index + 1, variant, VARIANT_NAMES[variant], result["seconds"], extra))
     return results
@@ -692,8 +692,9 @@ def evaluate(report):
     big = LOOKUP_TARGET_ROBOTS
     at_size("E: every token at %d robots, %d open files" % (big, LOOKUP_TARGET_FILES), 0, big, "E",
             lambda c: c["E"]["min_tokens"] == c["robots"] and not c["E"]["problems"],
-            lambda c: "%d of %d tokens%s" % (c["E"]["min_tokens"], c["robots"], " (%d problems)" % len(c["E"]["problems"])
-                                              if c["E"]["problems"] else ""), limited)
+            lambda c: "%d of %d tokens%s" % (
+                c["E"]["min_tokens"], c["robots"], " (%d problems)" % len(c["E"]["problems"]) if c["E"]["problems"] else ""),
+            limited)
     at_size("E/C <= %.1f at %d robots, %d open files" % (LOOKUP_TARGET_RATIO, big, LOOKUP_TARGET_FILES), 0, big, "CE",
             lambda c: c["ratios"]["E/C"] <= LOOKUP_TARGET_RATIO,
             lambda c: "%.2f (E %.2f s, C %.2f s)" % (c["ratios"]["E/C"], c["E"]["seconds"], c["C"]["seconds"]), limited)
@@ -712,8 +713,8 @@ def evaluate(report):
     # D/C is the most any client could reach against this simulator on this machine: printed next to D/E.
     at_size("D/E >= %g at %d robots, %d ms latency" % (SDK_TARGET_RATIO, SDK_TARGET_ROBOTS, SDK_TARGET_LATENCY),
             SDK_TARGET_LATENCY, SDK_TARGET_ROBOTS, "CDE", lambda c: c["ratios"]["D/E"] >= SDK_TARGET_RATIO,
-            lambda c: "%.1f (D %.1f s, E %.2f s; wire floor D/C %.1f)" % (c["ratios"]["D/E"], c["D"]["seconds"], c["E"]["seconds"],
-                                                                         c["ratios"]["D/C"]))
+            lambda c: "%.1f (D %.1f s, E %.2f s; wire floor D/C %.1f)" % (
+                c["ratios"]["D/E"], c["D"]["seconds"], c["E"]["seconds"], c["ratios"]["D/C"]))
     at_size("A faster than D at %d robots, %d ms latency" % (SDK_TARGET_ROBOTS, SDK_TARGET_LATENCY), SDK_TARGET_LATENCY,
             SDK_TARGET_ROBOTS, "AD", lambda c: c["ratios"]["D/A"] > 1,
             lambda c: "D/A %.2f (A %.1f s, D cmd %.1f s)" % (c["ratios"]["D/A"], c["A"]["seconds"], c["D"]["command_seconds"]))

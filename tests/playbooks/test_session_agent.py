@@ -575,8 +575,8 @@ def test_nothing_is_left_after_a_run_ends(fleet_factory, run_playbook, run_tmpdi
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=["SIGINT", "SIGTERM", "SIGKILL"])
-def test_nothing_is_left_after_ansible_playbook_is_signalled(fleet_factory, background_play, run_tmpdir, tmp_path, ended_agents,
-                                                           signum):
+def test_nothing_is_left_after_ansible_playbook_is_signalled(
+        fleet_factory, background_play, run_tmpdir, tmp_path, ended_agents, signum):
     fleet, inventory = fleet_factory(robots=2)
     release = tmp_path / "release"
     play = background_play(HOLD_PLAY, inventory, env={"TMPDIR": str(run_tmpdir)}, args=["-e", "release=%s" % release])
@@ -650,8 +650,8 @@ def test_a_new_agent_removes_stale_directories_of_ended_runs_only(fleet_factory,
 
 
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM, signal.SIGHUP], ids=["SIGKILL", "SIGTERM", "SIGHUP"])
-def test_a_run_whose_agent_is_killed_starts_another_for_its_next_task(fleet_factory, background_play, run_tmpdir, tmp_path,
-                                                                     ended_agents, signum):
+def test_a_run_whose_agent_is_killed_starts_another_for_its_next_task(
+        fleet_factory, background_play, run_tmpdir, tmp_path, ended_agents, signum):
     fleet, inventory = fleet_factory(robots=2)
     release = tmp_path / "release"
     play = background_play(login_play() + RELEASE_TASK + """
@@ -828,8 +828,8 @@ def test_no_secret_in_command_lines_environments_or_files(fleet_factory, backgro
         dest: "%s/{{ inventory_hostname }}"
         mode: "0600"
       no_log: true
-""" % token_dir, inventory, env={"TMPDIR": str(run_tmpdir), "BOSDYN_CLIENT_USERNAME": "admin",
-                                 "BOSDYN_CLIENT_PASSWORD": ENV_PASSWORD, "SSHPASS": SSHPASS},
+""" % token_dir, inventory, env={
+        "TMPDIR": str(run_tmpdir), "BOSDYN_CLIENT_USERNAME": "admin", "BOSDYN_CLIENT_PASSWORD": ENV_PASSWORD, "SSHPASS": SSHPASS},
         args=["-e", "release=%s" % release])
     agent = wait_for_logins(play, fleet, run_tmpdir, release)
     # While the run holds: the run's processes, its agent, and the files in its TMPDIR.
