@@ -22,8 +22,6 @@ from ansible_collections.spot.auth.plugins.plugin_utils._run_memory import RunMe
 from ansible_collections.spot.auth.plugins.plugin_utils._session import Session
 from ansible_collections.spot.auth.tests.unit.conftest import MINTED, respond, sleeper
 
-pytestmark = pytest.mark.timeout(120)
-
 
 def settings_for(robot, pki, tmp_path, password=None, **extra):
     """Settings with a password of this test only: the agent lives as long as the test process."""
