@@ -207,6 +207,7 @@ def ask(settings_list, concurrency, identity=None):
     Raises SessionUnavailable when no request was handed over; once one was, every failure comes
     back as a result (SessionError when the agent went away).
     """
+    # Imported here: _session imports this module at its top.
     from ansible_collections.spot.auth.plugins.plugin_utils._session import deadline_for
 
     sock = connect(identity)
