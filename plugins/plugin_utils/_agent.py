@@ -385,7 +385,6 @@ class _Handler(socketserver.BaseRequestHandler):
         server.touch()
         sock = self.request
         if peer_uid(sock) != os.getuid():
-            server.refused_peers += 1
             return  # another user: closed without a word
         sock.settimeout(30.0)
         try:
@@ -410,7 +409,6 @@ class _AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
     def __init__(self, path, session):
         self.session = session
-        self.refused_peers = 0
         self.last_request = time.monotonic()
         socketserver.UnixStreamServer.__init__(self, path, _Handler)
 

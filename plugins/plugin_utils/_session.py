@@ -93,7 +93,6 @@ class Session:
         self._lock = threading.Lock()
         self._pending = {}
         self._slots = threading.BoundedSemaphore(slots or handshake_slots(raise_open_file_limit()))
-        self.rpcs_started = 0
 
     def obtain_many(self, settings_list, concurrency=DEFAULT_CONCURRENCY):
         """One ``Outcome`` or ``SpotAuthError`` per settings, in order, within ``deadline_for``."""
@@ -156,7 +155,6 @@ class Session:
                 return False  # over the bound: go on, the handshake's own deadline still applies
 
     def _start(self, handshake, finished):
-        self.rpcs_started += 1
         try:
             handshake.client = handshake.settings.client()
             handshake.future = _handshake.obtain_async(handshake.settings, handshake.client)
