@@ -267,9 +267,4 @@ class AuthClient:
         return interpret_response(response, self.hostname, self.port)
 
     def _unexpected(self, exc, secrets):
-        """An RpcError for a failure outside the table; its text is masked like gRPC details."""
-        reason = _errors.controller_reason(exc)
-        if reason is not None:
-            return _errors.controller_error(reason, self.hostname, self.port)
-        detail = "%s: %s" % (type(exc).__name__, exc)
-        return _errors.error_for_grpc(None, detail, self.hostname, self.port, secrets)
+        return _errors.unexpected_error(exc, self.hostname, self.port, secrets)

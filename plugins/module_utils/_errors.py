@@ -178,6 +178,7 @@ class ErrorSpec:
 
 
 _LOCKOUT_HINT = "not retried: each failed login counts toward the robot's lockout"
+_OUT_OF_FILES = "the controller ran out of open files (not the robot's fault; lower concurrency or raise ulimit -n)"
 
 # Keys: ("header", CommonError code name), ("status", Status name), ("grpc", StatusCode name, details marker).
 # A grpc row with a marker wins over the row without one when the marker occurs in gRPC's details text.
@@ -221,9 +222,7 @@ ERROR_TABLE = {
         TooManyRequestsError, True, "the robot is rate limiting auth requests (HTTP 429)"),
     ("grpc", "UNAVAILABLE", "status: 502"): ErrorSpec(
         ServiceUnavailableError, True, "the robot's proxy could not reach the auth service (HTTP 502)"),
-    ("grpc", "UNAVAILABLE", "Too many open files"): ErrorSpec(
-        ControllerResourceError, False,
-        "the controller ran out of open files (not the robot's fault; lower concurrency or raise ulimit -n)"),
+    ("grpc", "UNAVAILABLE", "Too many open files"): ErrorSpec(ControllerResourceError, False, _OUT_OF_FILES),
     ("grpc", "UNAVAILABLE", "Connection refused"): ErrorSpec(
         UnableToConnectToRobotError, True, "the robot refused the connection (nothing listening on that port)"),
     ("grpc", "UNAVAILABLE", None): ErrorSpec(
@@ -240,9 +239,7 @@ ERROR_TABLE = {
         MalformedResponseError, False, "the robot's answer is not a valid GetAuthTokenResponse"),
     ("grpc", None, None): ErrorSpec(
         RpcError, False, "the call to the robot failed"),
-    ("controller", "EMFILE"): ErrorSpec(
-        ControllerResourceError, False,
-        "the controller ran out of open files (not the robot's fault; lower concurrency or raise ulimit -n)"),
+    ("controller", "EMFILE"): ErrorSpec(ControllerResourceError, False, _OUT_OF_FILES),
     ("controller", "ENOMEM"): ErrorSpec(
         ControllerResourceError, False, "the controller ran out of memory (not the robot's fault; lower concurrency)"),
     ("controller", "session lost"): ErrorSpec(
@@ -293,6 +290,15 @@ def controller_reason(exc):
 def controller_error(reason, hostname=None, port=None, detail=None):
     """A failure of the controller itself (``reason`` is a ``("controller", reason)`` row)."""
     return _make(ERROR_TABLE[("controller", reason)], hostname, port, detail=detail)
+
+
+def unexpected_error(exc, hostname=None, port=None, secrets=()):
+    """The error an exception outside the table stands for: the controller's shortage, or an RpcError
+    whose text is masked like gRPC details."""
+    reason = controller_reason(exc)
+    if reason is not None:
+        return controller_error(reason, hostname, port)
+    return error_for_grpc(None, "%s: %s" % (type(exc).__name__, exc), hostname, port, secrets)
 
 
 def error_class(error_type):

@@ -83,6 +83,12 @@ def process_start_time(pid):
         return 0  # alive, on a system without /proc
 
 
+def run_is_alive(pid, start):
+    """Whether process ``pid`` is still the run that started at ``start`` (0: start time unknown)."""
+    now = process_start_time(pid)
+    return now is not None and (start == 0 or now == start)
+
+
 def run_identity():
     """(pid, start time) of this run: the parent of a forked Ansible worker, else this process."""
     parent = multiprocessing.parent_process()
@@ -147,7 +153,7 @@ def reap_stale_directories():
         return
     for name in names:
         match = _RUN_NAME.match(name)
-        if not match or process_start_time(int(match.group(1))) == int(match.group(2)):
+        if not match or run_is_alive(int(match.group(1)), int(match.group(2))):
             continue
         path = os.path.join(base, name)
         try:
@@ -475,15 +481,14 @@ def _stop_serving(server, directory, socket_inode):
 
 def _watch_process(pid, start):
     """A function waiting up to N seconds that returns True once process ``pid`` has exited."""
-    if process_start_time(pid) != start and start:
+    if not run_is_alive(pid, start):
         raise SessionUnavailable("the run's process %d is gone" % pid)
     try:
         pidfd = os.pidfd_open(pid)
     except (AttributeError, OSError):
         def poll(seconds):
             time.sleep(seconds)
-            now = process_start_time(pid)
-            return now is None or (start != 0 and now != start)
+            return not run_is_alive(pid, start)
         return poll
 
     def wait(seconds):

@@ -23,7 +23,7 @@ from ansible_collections.spot.auth.plugins.module_utils._errors import (
     InvalidLoginError,
     InvalidTokenError,
     TemporarilyLockedOutError,
-    error_class,
+    error_from_result,
 )
 from ansible_collections.spot.auth.plugins.module_utils._tokens import TokenTimes
 
@@ -48,9 +48,6 @@ class RunMemory:
         self._tokens = {}
         self._refusals = {}
 
-    def __len__(self):
-        return len(self._tokens) + len(self._refusals)
-
     def key(self, settings):
         """An opaque key for the robot, the trust placed in it, the user, method and credentials of ``settings``.
 
@@ -69,13 +66,11 @@ class RunMemory:
         now = self._clock()
         refusal = self._refusals.get(key)
         if refusal is not None:
-            error_type, fields, refused_at, until = refusal
+            fields, refused_at, until = refusal
             if until is None or now < until:
-                cls = error_class(error_type)
                 message = "%s (refused at %s; not sent again in this run)" % (
                     fields["msg"], time.strftime("%H:%M:%S", time.localtime(refused_at)))
-                raise cls(message, retryable=False, status=fields.get("status"), grpc_code=fields.get("grpc_code"),
-                          hostname=fields.get("hostname"))
+                raise error_from_result(dict(fields, msg=message, retryable=False))
             del self._refusals[key]
         token = self._tokens.get(key)
         if token is not None:
@@ -94,4 +89,4 @@ class RunMemory:
         elif isinstance(error, REFUSALS):
             now = self._clock()
             until = now + LOCKOUT_SECONDS if isinstance(error, TemporarilyLockedOutError) else None
-            self._refusals[key] = (error.error_type, error.to_result(), now, until)
+            self._refusals[key] = (error.to_result(), now, until)

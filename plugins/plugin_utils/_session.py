@@ -109,21 +109,19 @@ class Session:
                 except _errors.SpotAuthError as refusal:
                     results[index] = refusal
                     continue
-                if token is not None:
-                    results[index] = token
-                    continue
-                shared = self._pending.get(key)
-                owner = shared is None
-                if owner:
-                    shared = self._pending[key] = Future()
+                if token is None:
+                    shared = self._pending.get(key)
+                    owner = shared is None
+                    if owner:
+                        shared = self._pending[key] = Future()
+            if token is not None:  # from memory; the token cache asked for gets it too
+                results[index] = _handshake.Outcome(token, "session", self._store(settings, token))
+                continue
             waiting.append((index, settings, shared))
             if owner:
                 slot = self._wait_for_slot(in_flight, concurrency, finished, deadline)
                 self._start(_Handshake(key, settings, shared, slot), finished)
                 in_flight[0] += 1
-        for index, settings in enumerate(settings_list):
-            if isinstance(results[index], str):  # from memory: the token cache asked for gets it too
-                results[index] = _handshake.Outcome(results[index], "session", self._store(settings, results[index]))
         while in_flight[0]:
             if not self._finish_one(finished, deadline):
                 break
@@ -199,11 +197,7 @@ class Session:
 def _as_spot_error(exc, settings):
     if isinstance(exc, _errors.SpotAuthError):
         return exc
-    reason = _errors.controller_reason(exc)
-    if reason is not None:
-        return _errors.controller_error(reason, settings.hostname, settings.port)
-    detail = _errors.mask_secrets("%s: %s" % (type(exc).__name__, exc), settings.secrets())
-    return _errors.error_for_grpc(None, detail, settings.hostname, settings.port)
+    return _errors.unexpected_error(exc, settings.hostname, settings.port, settings.secrets())
 
 
 _PROCESS_SESSION = []
