@@ -3,8 +3,9 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Ansible glue of spot.auth.token: runs the handshake on the controller.
 
-Robots run nothing of Ansible, so the task never uses the host's connection: options are resolved
-from task arguments, host variables and the environment, the run's session does the handshake
+Robots run nothing of Ansible, so the task never uses the host's connection: options are gathered
+from task arguments, host variables, the environment and ansible.cfg (``plugin_utils/_option_sources``),
+checked by the one option parser (``module_utils/_options``), the run's session does the handshake
 (``plugin_utils/_session``), and the token is handed back as the ``spot_auth`` host variable.
 Delegated to another host (a site gateway), the module is shipped and runs there with that host's Python.
 """
@@ -15,7 +16,7 @@ __metaclass__ = type
 from ansible.plugins.action import ActionBase
 from ansible_collections.spot.auth.plugins.module_utils import _handshake, _options
 from ansible_collections.spot.auth.plugins.module_utils._errors import SpotAuthError
-from ansible_collections.spot.auth.plugins.plugin_utils import _session
+from ansible_collections.spot.auth.plugins.plugin_utils import _option_sources, _session
 
 # Delegating to the controller itself keeps the handshake in this process.
 _CONTROLLER_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -29,7 +30,7 @@ class ActionModule(ActionBase):
         if self._task.delegate_to and self._task.delegate_to not in _CONTROLLER_NAMES:
             return self._run_on_delegate(result, task_vars)
         try:
-            settings = _options.settings_from(_options.apply_fallbacks(self._task.args, self._host_vars(task_vars, task_vars)))
+            settings = _options.settings_from(_option_sources.gather(self._task.args, self._host_vars(task_vars)))
         except SpotAuthError as error:
             result.update(failed=True, **error.to_result())
             return result
@@ -50,18 +51,26 @@ class ActionModule(ActionBase):
         result.update(changed=outcome.minted, spot_auth=_handshake.token_facts(settings, outcome))
         return self._with_host_variable(result, task_vars)
 
-    def _host_vars(self, task_vars, source):
-        """The inventory variables in ``source`` that options fall back to, templated."""
-        names = set(_options.HOST_VARS.values())
-        found = {name: self._templar.template(source[name]) for name in names if source.get(name) is not None}
-        found.setdefault("ansible_host", task_vars.get("inventory_hostname"))
-        return found
+    def _host_vars(self, task_vars, source=None):
+        """The robot's inventory variables that options fall back to, templated."""
+        return _option_sources.host_variables(task_vars if source is None else source, self._templar,
+                                              task_vars.get("inventory_hostname"))
 
     def _run_on_delegate(self, result, task_vars):
-        """Ship the module to the delegate host; inventory fallbacks are the robot's, resolved here."""
+        """Ship the module to the delegate host; inventory fallbacks are the robot's, resolved here.
+
+        Values are checked here first, with the parser the module uses, so a bad one fails the same way
+        and no secret of the wrong type is shipped. The credentials and the CA file may be the delegate's
+        own, so their presence is checked there.
+        """
         # task_vars hold the delegate's connection variables here; the robot's own are in hostvars.
         robot_vars = task_vars.get("hostvars", {}).get(task_vars.get("inventory_hostname"), {})
-        module_args = _options.apply_fallbacks(self._task.args, self._host_vars(task_vars, robot_vars), environ={})
+        module_args = _option_sources.gather(self._task.args, self._host_vars(task_vars, robot_vars), environ={})
+        try:
+            _options.settings_from(module_args, runs_here=False)
+        except SpotAuthError as error:
+            result.update(failed=True, **error.to_result())
+            return result
         result.update(self._execute_module(module_name="spot.auth.token", module_args=module_args, task_vars=task_vars))
         if result.get("failed") or "spot_auth" not in result:
             return result

@@ -89,28 +89,32 @@ _raw:
 
 import re
 
-from ansible.errors import AnsibleError, AnsibleLookupError
+from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 from ansible.utils.display import Display
 from ansible_collections.spot.auth.plugins.module_utils import _handshake, _options
-from ansible_collections.spot.auth.plugins.module_utils._errors import SpotAuthError, mask_secrets
-from ansible_collections.spot.auth.plugins.plugin_utils import _session
+from ansible_collections.spot.auth.plugins.module_utils._errors import SpotAuthError
+from ansible_collections.spot.auth.plugins.plugin_utils import _option_sources, _session
 
 display = Display()
 
 _ADDRESS = re.compile(r"^(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:\[\]]+))(?::(?P<port>\d+))?$")
-ON_ERROR_CHOICES = ("fail", "warn", "skip")
+_LOOKUP_OPTIONS = ("on_error", "concurrency")
 
 
 class LookupModule(LookupBase):
+    """Thin: options go through the one parser (``_options``), handshakes through the run's session."""
 
     def run(self, terms, variables=None, **kwargs):
         variables = variables or {}
-        direct = dict(kwargs)
-        on_error = self._on_error(direct.pop("on_error", "fail"))
-        concurrency = self._concurrency(direct.pop("concurrency", _session.DEFAULT_CONCURRENCY))
-        resolved = {}  # option values per variable source; address terms share the current host's
-        targets = [self._settings(term, variables, direct, resolved) for term in (terms or [None])]
+        arguments = dict(kwargs)
+        own = {name: arguments.pop(name, None) for name in _LOOKUP_OPTIONS}
+        try:
+            on_error, concurrency = _options.lookup_options_from(own)
+        except SpotAuthError as error:
+            raise self._failure(None, error) from None
+        host_vars = {}  # per variable source; address terms share the current host's
+        targets = [self._settings(term, variables, arguments, host_vars) for term in (terms or [None])]
         for _label, settings in targets:
             if not settings.validate_certs:
                 display.warning(_handshake.validate_certs_warning(settings))
@@ -132,60 +136,37 @@ class LookupModule(LookupBase):
                             % (len(failures), len(targets), "; ".join(failure.message for failure in failures)))
         return tokens
 
-    @staticmethod
-    def _on_error(value):
-        if value not in ON_ERROR_CHOICES:
-            raise AnsibleLookupError("InvalidOptionError: option on_error: expected one of %s, got %r"
-                                     % (", ".join(ON_ERROR_CHOICES), value if isinstance(value, str) else type(value).__name__))
-        return value
-
-    @staticmethod
-    def _concurrency(value):
-        if isinstance(value, str) and value.strip().isdigit():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= _session.MAX_CONCURRENCY:
-            raise AnsibleLookupError("InvalidOptionError: option concurrency: expected a whole number from 1 to %d, got %r"
-                                     % (_session.MAX_CONCURRENCY, value))
-        return value
-
-    def _settings(self, term, variables, direct, resolved):
-        """(label, AuthSettings) of one term; ``resolved`` caches option values per variable source."""
+    def _settings(self, term, variables, arguments, host_vars):
+        """(label, AuthSettings) of one term; ``host_vars`` caches the templated variables per source."""
         hostvars = variables.get("hostvars") or {}
-        label = term
-        params = {}
-        source_key = "current host"
+        params = dict(arguments)
         if term is None:
             label = variables.get("inventory_hostname")
-            source = variables
-            params["hostname"] = variables.get("ansible_host") or label
-        elif term in hostvars:
-            source, source_key = hostvars[term], ("inventory host", term)
-            params["hostname"] = source.get("ansible_host") or term
+            source, source_key = variables, None
+        elif isinstance(term, str) and term in hostvars:
+            label, source, source_key = term, hostvars[term], term
         else:
+            label, source, source_key = term, variables, None
             match = _ADDRESS.match(term.strip()) if isinstance(term, str) else None
             if not match:
                 raise AnsibleLookupError("InvalidOptionError: term %r is neither an inventory host nor host[:port]" % (term,))
-            source = variables
+            # The term names the robot: its address wins over keywords and variables.
             params["hostname"] = match.group("v6") or match.group("host")
             if match.group("port"):
-                params["port"] = int(match.group("port"))
+                params["port"] = match.group("port")
+        if source_key not in host_vars:
+            inventory_name = variables.get("inventory_hostname") if source_key is None else source_key
+            host_vars[source_key] = _option_sources.host_variables(source, self._templar, inventory_name)
+        robot_vars = dict(host_vars[source_key])
+        if source_key is not None:
+            params.pop("hostname", None)  # an inventory host's own address
         try:
-            if source_key not in resolved:
-                self.set_options(var_options=source, direct=direct)
-                resolved[source_key] = {name: self.get_option(name) for name in _options.OPTION_SPEC}
-            for name, value in resolved[source_key].items():
-                if params.get(name) is None or name in direct:
-                    params[name] = value
-            if params.get("token") and "password" not in direct:
-                params["password"] = None  # re-mint the given token; a password from elsewhere is not paired with it
-            return label, _options.settings_from(params)
+            return label, _options.settings_from(_option_sources.gather(params, robot_vars))
         except SpotAuthError as error:
             raise self._failure(label, error) from None
-        except AnsibleError as error:
-            secrets = [value for value in (direct.get(name) for name in _options.SECRET_OPTIONS) if isinstance(value, str)]
-            raise AnsibleLookupError("InvalidOptionError: %s" % mask_secrets(str(error.message), secrets)) from None
 
     @staticmethod
     def _failure(label, error):
-        where = "%s: " % label if label and label != error.hostname else ""
+        """The lookup's error: the term first unless the message already names it."""
+        where = "%s: " % label if label and label not in error.message else ""
         return AnsibleLookupError("%s: %s%s" % (error.error_type, where, error.message))

@@ -16,13 +16,17 @@ __metaclass__ = type
 import ipaddress
 import os
 import random
+import re
 import socket
+import ssl
+import stat
 import threading
 import traceback
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 
 from ansible_collections.spot.auth.plugins.module_utils import _errors, _wire
 from ansible_collections.spot.auth.plugins.module_utils._root_ca import BOSTON_DYNAMICS_ROOT_CA_PEM
+from ansible_collections.spot.auth.plugins.module_utils._tokens import usable_token
 from ansible_collections.spot.auth.plugins.module_utils._version import COLLECTION_VERSION
 
 # Imported on first use, so a process that only asks the run's session (a forked Ansible worker)
@@ -78,33 +82,88 @@ def worst_case_seconds(timeout, retries, cap=BACKOFF_MAX):
     return (retries + 1) * timeout + sum(min(cap, BACKOFF_BASE * 2 ** n) for n in range(retries))
 
 
-_CA_BUNDLES = {}  # (path, mtime, size) -> PEM bytes: one read per file and process, not one per robot
+MAX_CA_BUNDLE_BYTES = 1024 * 1024
+_CA_BUNDLES = {}  # (path, inode, mtime, size) -> PEM bytes: one read per file and process, not one per robot
+_PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", re.DOTALL)
 
 
 def read_ca_bundle(path):
-    """The PEM bytes at ``path``; InvalidOptionError when unreadable or not PEM."""
+    """The certificates of the PEM bundle at ``path``; InvalidOptionError when it is unusable.
+
+    Only a regular file is opened, and never in a way that can block (a FIFO or a device is refused
+    before any read). Every certificate block must parse as X.509, at most 1 MiB in all.
+    """
+    def refuse(reason):
+        return _errors.InvalidOptionError("ca_cert", "%s %s" % (path, reason))
+
     try:
-        info = os.stat(path)
-        key = (path, info.st_mtime_ns, info.st_size)
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise refuse("is not a regular file")
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        raise refuse("cannot be read (%s)" % (exc.strerror or exc)) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):  # replaced between the checks
+            raise refuse("is not a regular file")
+        key = (path, info.st_ino, info.st_mtime_ns, info.st_size)
         if key in _CA_BUNDLES:
             return _CA_BUNDLES[key]
-        with open(path, "rb") as handle:
-            data = handle.read(1024 * 1024 + 1)
+        if info.st_size > MAX_CA_BUNDLE_BYTES:
+            raise refuse("is larger than the 1 MiB a CA bundle may have")
+        chunks = []
+        size = 0
+        while size <= MAX_CA_BUNDLE_BYTES:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
     except OSError as exc:
-        raise _errors.InvalidOptionError("ca_cert", "cannot read %s (%s)" % (path, exc.strerror or exc)) from None
-    if len(data) > 1024 * 1024 or b"-----BEGIN CERTIFICATE-----" not in data:
-        raise _errors.InvalidOptionError("ca_cert", "%s is not a PEM certificate bundle" % path)
-    _CA_BUNDLES[key] = data
+        raise refuse("cannot be read (%s)" % (exc.strerror or exc)) from None
+    finally:
+        os.close(fd)
+    if size > MAX_CA_BUNDLE_BYTES:
+        raise refuse("is larger than the 1 MiB a CA bundle may have")
+    blocks = _PEM_CERTIFICATE.findall(b"".join(chunks))
+    if not blocks:
+        raise refuse("holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
+    for number, block in enumerate(blocks, 1):
+        try:
+            ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=block.decode("ascii"))
+        except (ssl.SSLError, ValueError, UnicodeDecodeError):
+            raise refuse("holds a certificate block that is not a valid X.509 certificate (block %d of %d)"
+                         % (number, len(blocks))) from None
+    _CA_BUNDLES[key] = data = b"\n".join(blocks) + b"\n"
     return data
 
 
-def interpret_response(response, hostname=None, port=None):
+def interpret_response(response, hostname=None, port=None, secrets=()):
     """(error, token) of a decoded GetAuthTokenResponse; exactly one of them is None."""
-    header_code = _wire.enum_name(response.header.error, "code") if response.HasField("header") else "CODE_UNSPECIFIED"
-    error = _errors.error_for_response(header_code, _wire.enum_name(response, "status"), hostname, port)
+    header_code, header_message = "CODE_UNSPECIFIED", ""
+    if response.HasField("header"):
+        header_code = _wire.enum_name(response.header.error, "code")
+        header_message = response.header.error.message
+    error = _errors.error_for_response(header_code, _wire.enum_name(response, "status"), hostname, port,
+                                       header_message=header_message, secrets=secrets)
     if error is None and not response.token:
         error = _errors.malformed_response("token missing", hostname, port)
+    elif error is None and not usable_token(response.token):
+        error = _errors.malformed_response("token unusable", hostname, port)
     return error, (None if error else response.token)
+
+
+def settle(future, result=None, error=None):
+    """Resolve ``future`` unless something already did (a completion path must never raise)."""
+    if future.done():
+        return
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+    except InvalidStateError:
+        pass
 
 
 class AuthClient:
@@ -231,28 +290,28 @@ class AuthClient:
         def start(fresh_channel=False):
             try:
                 call = self._start_call(request, timeout, fresh_channel)
+                call.add_done_callback(finish)
             except Exception as exc:  # channel set-up failed: report it as the RPC failure it is
-                outcome.set_exception(self._unexpected(exc, secrets))
-                return
-            call.add_done_callback(finish)
+                settle(outcome, error=self._unexpected(exc, secrets))
 
         def finish(call):
+            # gRPC swallows what a callback raises, so every path here ends by settling the outcome.
             try:
                 error, token = self._outcome(call, secrets)
+                if error is None:
+                    settle(outcome, token)
+                elif error.retryable and attempt[0] < self.retries:
+                    delay = backoff_delay(attempt[0])
+                    attempt[0] += 1
+                    # Reconnect from scratch after a connection failure rather than wait out gRPC's backoff.
+                    fresh = isinstance(error, _errors.UnableToConnectToRobotError)
+                    timer = threading.Timer(delay, start, kwargs={"fresh_channel": fresh})
+                    timer.daemon = True
+                    timer.start()
+                else:
+                    settle(outcome, error=error)
             except Exception as exc:
-                error, token = self._unexpected(exc, secrets), None
-            if error is None:
-                outcome.set_result(token)
-            elif error.retryable and attempt[0] < self.retries:
-                delay = backoff_delay(attempt[0])
-                attempt[0] += 1
-                # Reconnect from scratch after a connection failure rather than wait out gRPC's backoff.
-                fresh = isinstance(error, _errors.UnableToConnectToRobotError)
-                timer = threading.Timer(delay, start, kwargs={"fresh_channel": fresh})
-                timer.daemon = True
-                timer.start()
-            else:
-                outcome.set_exception(error)
+                settle(outcome, error=self._unexpected(exc, secrets))
 
         start()
         return outcome
@@ -264,7 +323,7 @@ class AuthClient:
         except grpc.RpcError as exc:
             code = exc.code()
             return _errors.error_for_grpc(code.name if code else None, exc.details(), self.hostname, self.port, secrets), None
-        return interpret_response(response, self.hostname, self.port)
+        return interpret_response(response, self.hostname, self.port, secrets)
 
     def _unexpected(self, exc, secrets):
         return _errors.unexpected_error(exc, self.hostname, self.port, secrets)

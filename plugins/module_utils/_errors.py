@@ -7,13 +7,17 @@
 type, whether retrying can help, and a one-line message. The exception classes mirror the names
 of ``bosdyn.client`` so SDK users recognise them; each carries the structured fields a playbook
 branches on (``error_type``, ``retryable``, ``status``, ``grpc_code``, ``hostname``).
-Messages never contain a password or token: they are built only from the table and the robot address.
+Messages never contain a password or token: they are built from the table and the robot address,
+plus what the robot or gRPC said, which passes through ``sanitize`` (secrets masked, control
+characters escaped, length capped) because a robot is untrusted input.
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
+import re
+import unicodedata
 
 
 class SpotAuthError(Exception):
@@ -209,6 +213,9 @@ ERROR_TABLE = {
         ResponseError, False, "the robot answered with a status this client does not know"),
     ("response", "token missing"): ErrorSpec(
         MalformedResponseError, False, "the robot answered STATUS_OK without a token"),
+    ("response", "token unusable"): ErrorSpec(
+        MalformedResponseError, False,
+        "the robot answered STATUS_OK with a token that is not 1 to 16384 printable ASCII characters"),
     ("grpc", "DEADLINE_EXCEEDED", None): ErrorSpec(
         TimedOutError, True, "the robot did not answer within the timeout"),
     ("grpc", "UNAVAILABLE", "CERTIFICATE_VERIFY_FAILED"): ErrorSpec(
@@ -259,15 +266,17 @@ def _make(spec, hostname, port=None, status=None, grpc_code=None, detail=None):
     return spec.exception(message, retryable=spec.retryable, status=status, grpc_code=grpc_code, hostname=hostname)
 
 
-def error_for_response(header_code, status, hostname=None, port=None):
+def error_for_response(header_code, status, hostname=None, port=None, header_message="", secrets=()):
     """The error a response stands for, or None when it is a success.
 
     ``header_code`` and ``status`` are enum names (None for a number the schema does not know),
-    checked in the SDK's order: header error first, then the status.
+    checked in the SDK's order: header error first, then the status. ``header_message`` is the robot's
+    own text about a header error, shown sanitized.
     """
     if header_code != CODE_OK:
         spec = ERROR_TABLE.get(("header", header_code)) or ERROR_TABLE[("header", None)]
-        return _make(spec, hostname, port, status=status)
+        detail = "robot says: %s" % sanitize(header_message, secrets) if header_message else None
+        return _make(spec, hostname, port, status=status, detail=detail)
     if status == STATUS_OK:
         return None
     spec = ERROR_TABLE.get(("status", status)) or ERROR_TABLE[("status", None)]
@@ -325,7 +334,7 @@ def error_for_grpc(code_name, details, hostname=None, port=None, secrets=()):
     details = details or ""
     for (_kind, code, marker), spec in ERROR_TABLE_GRPC_ROWS:
         if code in (code_name, None) and (marker is None or marker in details):
-            detail = _one_line(mask_secrets(details, secrets)) if marker is None else None
+            detail = sanitize(details, secrets) if marker is None else None
             return _make(spec, hostname, port, grpc_code=code_name, detail=detail)
     raise AssertionError("the error table has a catch-all gRPC row")
 
@@ -337,8 +346,30 @@ def mask_secrets(text, secrets):
     return text
 
 
-def _one_line(text, limit=200):
-    line = " ".join(text.split())
+# Unicode categories shown escaped: controls, formatting (bidi overrides, zero-width), surrogates,
+# private use, unassigned, and line or paragraph separators.
+_ESCAPED_CATEGORIES = frozenset(("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"))
+_WHITESPACE = re.compile(r"[ \t\n\r\x0b\x0c]+")
+SANITIZED_LENGTH = 200
+
+
+def sanitize(text, secrets=(), limit=SANITIZED_LENGTH):
+    """Text from a robot (or gRPC about a robot), safe to show: one line, secrets masked, every control
+    character escaped (``\\x1b``, ``\\u202e``), at most ``limit`` characters."""
+    if not isinstance(text, str):
+        text = text.decode("utf-8", "backslashreplace") if isinstance(text, bytes) else str(text)
+    text = mask_secrets(_WHITESPACE.sub(" ", text).strip(), secrets)
+    shown = []
+    size = 0
+    for char in text:
+        if unicodedata.category(char) in _ESCAPED_CATEGORIES:
+            code = ord(char)
+            char = "\\x%02x" % code if code <= 0xff else ("\\u%04x" % code if code <= 0xffff else "\\U%08x" % code)
+        shown.append(char)
+        size += len(char)
+        if size > limit:
+            break
+    line = mask_secrets("".join(shown), secrets)
     return line if len(line) <= limit else line[:limit - 3] + "..."
 
 

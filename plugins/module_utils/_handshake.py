@@ -5,7 +5,8 @@
 
 With a token cache the order is: a cached token with more than ``token_cache_margin`` seconds left
 (no request at all); else re-mint the cached token; if the robot refuses it (InvalidTokenError) and a
-password is at hand, log in with the password. Without a cache: re-mint ``token`` or log in.
+password is at hand, log in with the password. Without a cache: re-mint ``token`` or log in. A cache
+entry whose token names another robot or user is never used, not even for re-minting.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -14,9 +15,10 @@ __metaclass__ = type
 import time
 from concurrent.futures import Future
 
-from ansible_collections.spot.auth.plugins.module_utils._errors import InvalidTokenError
+from ansible_collections.spot.auth.plugins.module_utils._client import settle
+from ansible_collections.spot.auth.plugins.module_utils._errors import InvalidTokenError, unexpected_error
 from ansible_collections.spot.auth.plugins.module_utils._token_cache import TokenCacheError
-from ansible_collections.spot.auth.plugins.module_utils._tokens import TokenTimes
+from ansible_collections.spot.auth.plugins.module_utils._tokens import TokenTimes, filing_mismatch
 
 FACT_NAME = "spot_auth"
 
@@ -42,40 +44,42 @@ class Outcome:
 def obtain_async(settings, client):
     """Start getting a token for ``settings`` through ``client``; returns a Future of an ``Outcome``.
 
-    Raises ``InvalidOptionError`` at once (before any network call) for an unusable cache directory.
+    The Future always resolves, with an ``Outcome`` or a ``SpotAuthError``, whatever happens after the
+    RPC (a callback that raised would otherwise leave it pending forever). Raises ``InvalidOptionError``
+    at once (before any network call) for an unusable cache directory.
     """
     cache = settings.cache()
     warnings = []
-    cached = None
-    if cache is not None:
-        try:
-            cached = cache.read(settings.cache_entry)
-        except TokenCacheError as error:
-            warnings.append(str(error))
+    cached = _usable_cache_entry(settings, cache, warnings) if cache is not None else None
     outcome = Future()
 
-    def done(token, method):
-        warnings.extend(store_in_cache(settings, token, cache))
-        outcome.set_result(Outcome(token, method, warnings))
+    def fail(exc):
+        settle(outcome, error=unexpected_error(exc, settings.hostname, settings.port, settings.secrets()))
 
-    def then(future, method, on_error=None):
+    def then(start_call, method, fall_back=None):
         def callback(finished):
-            error = finished.exception()
-            if error is None:
-                done(finished.result(), method)
-            elif on_error is not None and on_error(error):
-                return
-            else:
-                outcome.set_exception(error)
-        future.add_done_callback(callback)
+            try:
+                error = finished.exception()
+                if error is None:
+                    token = finished.result()
+                    warnings.extend(store_in_cache(settings, token, cache))
+                    settle(outcome, Outcome(token, method, warnings))
+                elif fall_back is None or not fall_back(error):
+                    settle(outcome, error=error)
+            except Exception as exc:
+                fail(exc)
+        try:
+            start_call().add_done_callback(callback)
+        except Exception as exc:
+            fail(exc)
 
     def log_in():
-        then(client.auth_async(settings.username, settings.password, app_token=settings.app_token), "password")
+        then(lambda: client.auth_async(settings.username, settings.password, app_token=settings.app_token), "password")
 
     if cached is not None:
-        left = TokenTimes(cached).seconds_left(time.time())
-        if left > settings.token_cache_margin:
-            outcome.set_result(Outcome(cached, "cache", warnings))
+        token, stored_at = cached
+        if TokenTimes(token).usable_until(stored_at) - time.time() > settings.token_cache_margin:
+            outcome.set_result(Outcome(token, "cache", warnings))
             return outcome
 
         def fall_back_to_password(error):
@@ -84,12 +88,30 @@ def obtain_async(settings, client):
                 return True
             return False
 
-        then(client.auth_with_token_async(cached, app_token=settings.app_token), "token", fall_back_to_password)
+        then(lambda: client.auth_with_token_async(token, app_token=settings.app_token), "token", fall_back_to_password)
     elif settings.token:
-        then(client.auth_with_token_async(settings.token, app_token=settings.app_token), "token")
+        then(lambda: client.auth_with_token_async(settings.token, app_token=settings.app_token), "token")
     else:
         log_in()
     return outcome
+
+
+def _usable_cache_entry(settings, cache, warnings):
+    """(token, stored_at) of the cache entry of ``settings`` when it may be used for them, else None."""
+    try:
+        entry = cache.read_entry(settings.cache_entry)
+    except TokenCacheError as error:
+        warnings.append(str(error))
+        return None
+    if entry is None:
+        return None
+    mismatch = filing_mismatch(entry[0], settings.serial, settings.username)
+    if mismatch:
+        # Sending another robot's or user's token would hand it to this robot: log in afresh instead.
+        warnings.append("token cache entry %s was not used: %s; a fresh token replaces it"
+                        % (cache.path(settings.cache_entry), mismatch))
+        return None
+    return entry
 
 
 def store_in_cache(settings, token, cache=None):
@@ -104,7 +126,7 @@ def store_in_cache(settings, token, cache=None):
         pass  # an entry the cache refuses is replaced
     try:
         cache.write(settings.cache_entry, token)
-    except (OSError, TokenCacheError) as error:
+    except (OSError, ValueError, TokenCacheError) as error:
         return ["could not write the token cache entry %s (%s)" % (cache.path(settings.cache_entry), error)]
     return []
 

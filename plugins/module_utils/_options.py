@@ -3,15 +3,19 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The options of spot.auth.token, declared once for the module, the action plugin and the lookup.
 
-``OPTION_SPEC`` is the Ansible argument spec; ``HOST_VARS`` names the inventory variables each
-option falls back to (the names the simulator's inventory uses); ``settings_from`` checks a dict of
-raw values and turns it into ``AuthSettings`` or raises ``InvalidOptionError`` naming the option.
-No message built here contains a secret's value.
+``OPTION_SPEC`` is the Ansible argument spec; ``OPTION_SOURCES`` says where an option the task does
+not set is found (an inventory variable, an environment variable, a key of ansible.cfg's
+``[spot_auth]`` section); ``apply_fallbacks`` fills them in, and ``settings_from`` is the one parser:
+it checks raw values (as YAML, Jinja, the environment or ansible.cfg gave them) and turns them into
+``AuthSettings``, or raises ``InvalidOptionError`` naming the option. Every front end (action plugin,
+module, lookup) goes through it, so all of them accept and refuse the same values. No message built
+here contains a secret's value: a bad secret is described by its type only.
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import ipaddress
 import os
 import re
 
@@ -22,19 +26,28 @@ from ansible_collections.spot.auth.plugins.module_utils._token_cache import DEFA
 from ansible_collections.spot.auth.plugins.module_utils._token_cache import TokenCache, entry_name
 
 SECRET_OPTIONS = ("password", "token", "app_token")
-ENV_FALLBACKS = {"username": "BOSDYN_CLIENT_USERNAME", "password": "BOSDYN_CLIENT_PASSWORD", "session": "SPOT_AUTH_SESSION"}
-HOST_VARS = {
-    "hostname": "ansible_host",
-    "port": "spot_port",
-    "username": "spot_username",
-    "password": "spot_password",
-    "app_token": "spot_app_token",
-    "ca_cert": "spot_ca_cert",
-    "validate_certs": "spot_validate_certs",
-    "authority": "spot_authority",
-    "serial": "spot_serial",
-    "token_cache": "spot_token_cache",
+# Where an option the task leaves unset comes from, in this order: the inventory variable ("var"), the
+# environment variable ("env"), the key of ansible.cfg's [spot_auth] section ("ini"; never a secret).
+OPTION_SOURCES = {
+    "hostname": {"var": "ansible_host"},
+    "port": {"var": "spot_port", "ini": "port"},
+    "username": {"var": "spot_username", "env": "BOSDYN_CLIENT_USERNAME"},
+    "password": {"var": "spot_password", "env": "BOSDYN_CLIENT_PASSWORD"},
+    "app_token": {"var": "spot_app_token"},
+    "ca_cert": {"var": "spot_ca_cert", "ini": "ca_cert"},
+    "validate_certs": {"var": "spot_validate_certs", "ini": "validate_certs"},
+    "authority": {"var": "spot_authority", "ini": "authority"},
+    "timeout": {"ini": "timeout"},
+    "retries": {"ini": "retries"},
+    "client_name": {"ini": "client_name"},
+    "serial": {"var": "spot_serial"},
+    "token_cache": {"var": "spot_token_cache", "ini": "token_cache"},
+    "token_cache_margin": {"ini": "token_cache_margin"},
+    "session": {"env": "SPOT_AUTH_SESSION", "ini": "session"},
 }
+HOST_VARS = {name: where["var"] for name, where in OPTION_SOURCES.items() if "var" in where}
+ENV_FALLBACKS = {name: where["env"] for name, where in OPTION_SOURCES.items() if "env" in where}
+CONFIG_KEYS = {name: where["ini"] for name, where in OPTION_SOURCES.items() if "ini" in where}
 
 OPTION_SPEC = {
     "hostname": {"type": "str"},
@@ -55,14 +68,19 @@ OPTION_SPEC = {
     "session": {"type": "bool", "default": True},
 }
 MUTUALLY_EXCLUSIVE = [("password", "token")]
+ON_ERROR_CHOICES = ("fail", "warn", "skip")
+DEFAULT_CONCURRENCY = 200
+MAX_CONCURRENCY = 10000
 
 MAX_TIMEOUT = 600.0
 MAX_CACHE_MARGIN = 43200
 MAX_RETRIES = 10
 MAX_SECRET_LENGTH = 16384
 _DNS_NAME = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?$")
-_IPV6 = re.compile(r"^\[?[0-9A-Fa-f:.]+(%[A-Za-z0-9_.-]+)?\]?$")
+_NUMERIC_NAME = re.compile(r"^[0-9.]+$")
+_PORT_SUFFIX = re.compile(r"^:[0-9]+$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_QUOTE_HINT = " (quote it in YAML, so that it stays text)"
 
 
 class AuthSettings:
@@ -109,7 +127,7 @@ def _convert(name, value, checker, expected):
 
 
 def _describe(name, value):
-    """How a bad value is shown in a message: secrets only by type and length."""
+    """How a bad value is shown in a message: a secret only by its type."""
     if name in SECRET_OPTIONS:
         return "a value of type %s" % type(value).__name__
     text = repr(value)
@@ -120,7 +138,8 @@ def _string(name, value, max_length=1024, allow_control=False):
     if value is None:
         return None
     if not isinstance(value, str):
-        raise InvalidOptionError(name, "expected a string, got %s" % _describe(name, value))
+        hint = _QUOTE_HINT if isinstance(value, (int, float)) and not isinstance(value, bool) else ""
+        raise InvalidOptionError(name, "expected a string, got %s%s" % (_describe(name, value), hint))
     if len(value) > max_length:
         raise InvalidOptionError(name, "expected at most %d characters, got %d" % (max_length, len(value)))
     if not allow_control and _CONTROL.search(value):
@@ -128,19 +147,86 @@ def _string(name, value, max_length=1024, allow_control=False):
     return value
 
 
-def _host_name(name, value, required):
+def _boolean(name, value):
+    # Strict: only the spellings Ansible's modules accept; 'ture' is an error, never false.
+    if isinstance(value, bool):
+        return value
+    if not isinstance(value, (str, int, float)):
+        raise InvalidOptionError(name, "expected a boolean (true or false), got %s" % _describe(name, value))
+    return _convert(name, value.strip() if isinstance(value, str) else value, check_type_bool, "a boolean (true or false)")
+
+
+def _whole_number(name, value, lowest, highest, unit=""):
+    expected = "a whole number%s from %d to %d" % (unit, lowest, highest)
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise InvalidOptionError(name, "expected %s, got %s" % (expected, _describe(name, value)))
+    number = _convert(name, value, check_type_int, expected)
+    if not lowest <= number <= highest:
+        raise InvalidOptionError(name, "expected %s, got %s" % (expected, _describe(name, value)))
+    return number
+
+
+def _address(name, value, required):
+    """A DNS name or an IP address without a port; an IPv6 address bare or in brackets (returned bare)."""
     value = _string(name, value, max_length=253)
     if value is None or value == "":
         if required:
             raise InvalidOptionError(name, "expected a robot's DNS name or IP address, got nothing")
         return None
-    if not (_DNS_NAME.match(value) or (":" in value and _IPV6.match(value))):
-        raise InvalidOptionError(name, "expected a DNS name or IP address, got %s" % _describe(name, value))
-    return value.strip("[]") if ":" in value else value
+    malformed = InvalidOptionError(name, "expected a DNS name, an IPv4 address or an IPv6 address (bare or in brackets), "
+                                   "got %s" % _describe(name, value))
+    with_port = InvalidOptionError(name, "expected a name or address without a port, got %s; give the port in the port "
+                                   "option" % _describe(name, value))
+    if value.startswith("["):
+        inner, closed, rest = value[1:].partition("]")
+        if closed and _PORT_SUFFIX.match(rest):
+            raise with_port
+        if not closed or rest or not _is_ip(inner, 6):
+            raise malformed
+        return inner
+    if value.count(":") == 1 and _PORT_SUFFIX.match(value[value.index(":"):]):
+        raise with_port
+    if ":" in value or "]" in value:
+        if not _is_ip(value, 6):
+            raise malformed
+        return value
+    if _NUMERIC_NAME.match(value):
+        if not _is_ip(value, 4):
+            raise InvalidOptionError(name, "expected a valid IPv4 address, got %s" % _describe(name, value))
+        return value
+    if not _DNS_NAME.match(value):
+        raise malformed
+    return value
 
 
-def settings_from(params):
-    """Validate raw option values (after defaults and fallbacks) into ``AuthSettings``."""
+def _is_ip(text, version):
+    try:
+        return ipaddress.ip_address(text).version == version
+    except ValueError:
+        return False
+
+
+def _seconds(name, value, highest):
+    expected = "a number of seconds greater than 0 and at most %d" % highest
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise InvalidOptionError(name, "expected %s, got %s" % (expected, _describe(name, value)))
+    seconds = _convert(name, value, check_type_float, expected)
+    if not 0 < seconds <= highest:  # NaN fails this too
+        raise InvalidOptionError(name, "expected %s, got %s" % (expected, _describe(name, value)))
+    return seconds
+
+
+def _path(name, value):
+    path = _string(name, value, max_length=4096)
+    return os.path.expanduser(path) if path else None
+
+
+def settings_from(params, runs_here=True):
+    """Validate raw option values (after defaults and fallbacks) into ``AuthSettings``.
+
+    ``runs_here=False`` is for a handshake that runs on another host (a delegate): everything is
+    checked but the CA file and the presence of credentials, which may be that host's own.
+    """
     unknown = sorted(set(params) - set(OPTION_SPEC))
     if unknown:
         raise InvalidOptionError(unknown[0], "unsupported option; supported options are %s" % ", ".join(sorted(OPTION_SPEC)))
@@ -150,51 +236,30 @@ def settings_from(params):
         values[name] = spec.get("default") if value is None else value
 
     for name in SECRET_OPTIONS:
-        values[name] = _string(name, values[name], max_length=MAX_SECRET_LENGTH, allow_control=False) or None
+        values[name] = _string(name, values[name], max_length=MAX_SECRET_LENGTH) or None
     values["username"] = _string("username", values["username"], max_length=256) or None
     values["client_name"] = _string("client_name", values["client_name"], max_length=256) or None
     serial = values["serial"]
     if isinstance(serial, int) and not isinstance(serial, bool):
         serial = str(serial)  # a serial written as a number in the inventory
     values["serial"] = _string("serial", serial, max_length=128) or None
-    values["hostname"] = _host_name("hostname", values["hostname"], required=True)
-    values["authority"] = _host_name("authority", values["authority"], required=True)
-
-    port = _convert("port", values["port"], check_type_int, "an integer from 1 to 65535")
-    if isinstance(values["port"], bool) or not 1 <= port <= 65535:
-        raise InvalidOptionError("port", "expected an integer from 1 to 65535, got %s" % _describe("port", values["port"]))
-    values["port"] = port
-
-    timeout = _convert("timeout", values["timeout"], check_type_float, "a number of seconds")
-    if isinstance(values["timeout"], bool) or not 0 < timeout <= MAX_TIMEOUT:
-        raise InvalidOptionError("timeout", "expected seconds greater than 0 and at most %d, got %s"
-                                 % (MAX_TIMEOUT, _describe("timeout", values["timeout"])))
-    values["timeout"] = timeout
-
-    retries = _convert("retries", values["retries"], check_type_int, "a whole number")
-    if isinstance(values["retries"], bool) or not 0 <= retries <= MAX_RETRIES:
-        raise InvalidOptionError("retries", "expected a whole number from 0 to %d, got %s"
-                                 % (MAX_RETRIES, _describe("retries", values["retries"])))
-    values["retries"] = retries
-
-    values["validate_certs"] = _convert("validate_certs", values["validate_certs"], check_type_bool, "a boolean")
-    values["session"] = _convert("session", values["session"], check_type_bool, "a boolean")
-
-    margin = _convert("token_cache_margin", values["token_cache_margin"], check_type_int, "a whole number of seconds")
-    if isinstance(values["token_cache_margin"], bool) or not 0 <= margin <= MAX_CACHE_MARGIN:
-        raise InvalidOptionError("token_cache_margin", "expected seconds from 0 to %d, got %s"
-                                 % (MAX_CACHE_MARGIN, _describe("token_cache_margin", values["token_cache_margin"])))
-    values["token_cache_margin"] = margin
-    if values["token_cache"] is not None:
-        values["token_cache"] = os.path.expanduser(_string("token_cache", values["token_cache"], max_length=4096))
-
-    if values["ca_cert"] is not None:
-        path = _string("ca_cert", values["ca_cert"], max_length=4096)
-        values["ca_cert"] = os.path.expanduser(path)
-        _client.read_ca_bundle(values["ca_cert"])  # fail now, before any network call
-
+    values["hostname"] = _address("hostname", values["hostname"], required=True)
+    values["authority"] = _address("authority", values["authority"], required=True)
+    values["port"] = _whole_number("port", values["port"], 1, 65535)
+    values["timeout"] = _seconds("timeout", values["timeout"], MAX_TIMEOUT)
+    values["retries"] = _whole_number("retries", values["retries"], 0, MAX_RETRIES)
+    values["token_cache_margin"] = _whole_number("token_cache_margin", values["token_cache_margin"], 0, MAX_CACHE_MARGIN,
+                                                 unit=" of seconds")
+    values["validate_certs"] = _boolean("validate_certs", values["validate_certs"])
+    values["session"] = _boolean("session", values["session"])
+    values["token_cache"] = _path("token_cache", values["token_cache"])
+    values["ca_cert"] = _path("ca_cert", values["ca_cert"])
     if values["password"] and values["token"]:
         raise InvalidOptionError("token", "password and token are mutually exclusive: re-mint with token, or log in with password")
+    if not runs_here:
+        return AuthSettings(**values)
+    if values["ca_cert"] is not None:
+        _client.read_ca_bundle(values["ca_cert"])  # fail now, before any network call
     if not values["password"] and not values["token"]:
         raise InvalidOptionError("password", "expected a password (or BOSDYN_CLIENT_PASSWORD), or a token to re-mint")
     if values["password"] and not values["username"]:
@@ -202,16 +267,32 @@ def settings_from(params):
     return AuthSettings(**values)
 
 
-def apply_fallbacks(params, host_vars=None, environ=None):
-    """Fill options the task left unset: inventory variables first, then the SDK's environment variables."""
+def lookup_options_from(params):
+    """(on_error, concurrency) of the lookup's own options, parsed like every other option."""
+    on_error = params.get("on_error")
+    on_error = "fail" if on_error is None else _string("on_error", on_error, max_length=16)
+    if on_error not in ON_ERROR_CHOICES:
+        raise InvalidOptionError("on_error", "expected one of %s, got %s" % (", ".join(ON_ERROR_CHOICES), _describe("on_error", on_error)))
+    concurrency = params.get("concurrency")
+    concurrency = DEFAULT_CONCURRENCY if concurrency is None else _whole_number("concurrency", concurrency, 1, MAX_CONCURRENCY)
+    return on_error, concurrency
+
+
+def apply_fallbacks(params, host_vars=None, environ=None, config=None):
+    """Fill options the task left unset: inventory variables, then environment variables, then ansible.cfg.
+
+    ``config`` holds the raw values of ansible.cfg's ``[spot_auth]`` section, by key.
+    """
     merged = dict(params)
     reminting = merged.get("token") is not None
-    for name, var_name in (HOST_VARS if host_vars else {}).items():
-        # A token given for re-minting must not be paired with a password from elsewhere.
-        if merged.get(name) is None and host_vars.get(var_name) is not None and not (reminting and name == "password"):
-            merged[name] = host_vars[var_name]
     environ = os.environ if environ is None else environ
-    for name, env_name in ENV_FALLBACKS.items():
-        if merged.get(name) is None and environ.get(env_name) and not (reminting and name == "password"):
-            merged[name] = environ[env_name]
+    for name, where in OPTION_SOURCES.items():
+        if merged.get(name) is not None or (reminting and name == "password"):
+            continue  # a token given for re-minting must not be paired with a password from elsewhere
+        candidates = (
+            (host_vars or {}).get(where["var"]) if "var" in where else None,
+            environ.get(where["env"]) or None if "env" in where else None,  # an empty variable is unset
+            (config or {}).get(where["ini"]) if "ini" in where else None,
+        )
+        merged[name] = next((value for value in candidates if value is not None), None)
     return merged

@@ -7,21 +7,64 @@ grpc Python cannot skip certificate verification, so gRPC talks plaintext HTTP/2
 in a private directory and this relay carries the bytes over a TLS connection that Python's ``ssl``
 opens without verifying the robot. The connection is still encrypted; only the robot's identity
 is unchecked, which is exactly what the option means.
+
+The directory is named after its owner process (pid and start time). It is removed when the relay
+closes or the process exits; one left by a process that was killed is removed by the next relay
+anyone of this user opens, once its owner is gone and it is a minute old.
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import atexit
 import os
+import re
 import selectors
 import shutil
 import socket
 import ssl
+import stat
 import tempfile
 import threading
+import time
+
+from ansible_collections.spot.auth.plugins.module_utils._process import own_identity, process_is_alive
 
 _CHUNK = 65536
 _SEND_TIMEOUT = 30.0
+_PREFIX = "spot-auth-relay-"
+_DIRECTORY_NAME = re.compile(r"^spot-auth-relay-(\d+)-(\d+)-")
+LEFTOVER_SECONDS = 60
+_OPEN_RELAYS = set()  # relays of this process, closed at exit
+_REAPED = []  # whether this process has looked for leftovers yet
+
+
+def remove_leftover_directories(base=None, now=None):
+    """Remove relay directories of this user whose owner process is gone and that are a minute old."""
+    base = base or tempfile.gettempdir()
+    now = time.time() if now is None else now
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return
+    for name in names:
+        match = _DIRECTORY_NAME.match(name)
+        if not match or process_is_alive(int(match.group(1)), int(match.group(2))):
+            continue
+        path = os.path.join(base, name)
+        try:
+            info = os.lstat(path)
+        except OSError:
+            continue
+        if stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid() and now - info.st_mtime > LEFTOVER_SECONDS:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+@atexit.register
+def _close_open_relays():
+    for relay in list(_OPEN_RELAYS):
+        if relay.owner == os.getpid():  # a forked child inherits the set, not the relays
+            relay.close()
 
 
 class UnverifiedTlsRelay:
@@ -35,12 +78,21 @@ class UnverifiedTlsRelay:
         self._context.check_hostname = False
         self._context.verify_mode = ssl.CERT_NONE
         self._context.set_alpn_protocols(["h2"])
-        self._directory = tempfile.mkdtemp(prefix="spot-auth-relay-")  # mode 0700
+        if not _REAPED:
+            _REAPED.append(True)
+            remove_leftover_directories()
+        self.owner, start = own_identity()
+        self._directory = tempfile.mkdtemp(prefix="%s%d-%d-" % (_PREFIX, self.owner, start))  # mode 0700
         self._path = os.path.join(self._directory, "relay.sock")
-        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._listener.bind(self._path)
-        self._listener.listen(8)
+        try:
+            self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._listener.bind(self._path)
+            self._listener.listen(8)
+        except BaseException:
+            shutil.rmtree(self._directory, ignore_errors=True)
+            raise
         self._closed = False
+        _OPEN_RELAYS.add(self)
         thread = threading.Thread(target=self._accept_loop, name="spot-auth-tls-relay", daemon=True)
         thread.start()
 
@@ -50,6 +102,7 @@ class UnverifiedTlsRelay:
 
     def close(self):
         self._closed = True
+        _OPEN_RELAYS.discard(self)
         try:
             self._listener.shutdown(socket.SHUT_RDWR)
         except OSError:

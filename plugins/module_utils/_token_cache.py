@@ -11,8 +11,9 @@ the SDK's own name, so a bosdyn-client program can read the entry; otherwise as
 Safety: the directory is created 0700 and refused when it is a symlink, belongs to another user or
 is open to others. Entries are created 0600 (never briefly wider), written to a temporary file in the
 same directory, fsynced and renamed into place, so concurrent writers and a writer killed half way
-never leave a torn or wider file. An entry that is not a regular 0600 file of this user is refused;
-one that does not hold a readable token is ignored and replaced.
+never leave a torn or wider file; a temporary file left by a writer that was killed is removed by the
+next process that uses the directory, once it is a minute old. An entry that is not a regular 0600
+file of this user is refused; one that does not hold a usable token is ignored and replaced.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -23,13 +24,18 @@ import os
 import re
 import stat
 import tempfile
+import time
 
 from ansible_collections.spot.auth.plugins.module_utils._errors import InvalidOptionError
-from ansible_collections.spot.auth.plugins.module_utils._tokens import TokenTimes
+from ansible_collections.spot.auth.plugins.module_utils._tokens import TokenTimes, usable_token
 
 DEFAULT_MARGIN = 3600
 _MAX_ENTRY_BYTES = 64 * 1024
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.@-]")
+# A write takes milliseconds; a temporary file this old belongs to a writer that was killed.
+ORPHAN_SECONDS = 60
+_TEMPORARY = re.compile(r"^\..+\.jwt\..+\.tmp$")
+_SWEPT = set()  # directories whose orphans this process has removed
 
 
 class TokenCacheError(Exception):
@@ -72,15 +78,23 @@ class TokenCache:
             raise InvalidOptionError("token_cache", "%s is open to other users (mode %04o); it must be 0700"
                                      % (self.directory, stat.S_IMODE(info.st_mode)))
         self._checked = True
+        if self.directory not in _SWEPT:
+            _SWEPT.add(self.directory)
+            remove_orphans(self.directory)
 
     def path(self, name):
         return os.path.join(self.directory, name)
 
     def read(self, name):
-        """The token stored under ``name``, or None when there is none or it is unreadable as a token.
+        """The token stored under ``name``, or None when there is none or it is unusable as a token.
 
         Raises TokenCacheError for an entry that fails the safety checks.
         """
+        entry = self.read_entry(name)
+        return entry[0] if entry else None
+
+    def read_entry(self, name):
+        """(token, time it was stored) of the entry ``name``, or None; see ``read``."""
         self._check_directory()
         path = self.path(name)
         try:
@@ -107,12 +121,14 @@ class TokenCache:
             token = data.decode("ascii").strip()
         except UnicodeDecodeError:
             return None
-        if len(data) > _MAX_ENTRY_BYTES or TokenTimes(token).expires_at is None:
+        if len(data) > _MAX_ENTRY_BYTES or not usable_token(token) or TokenTimes(token).expires_at is None:
             return None  # corrupt or foreign: the next write replaces it
-        return token
+        return token, info.st_mtime
 
     def write(self, name, token):
         """Store ``token`` under ``name`` atomically, mode 0600 from creation."""
+        if not usable_token(token):
+            raise ValueError("not a token that can be stored (printable ASCII, at most 16384 characters)")
         self._check_directory()
         # mkstemp creates the file O_EXCL with mode 0600 whatever the umask.
         fd, temp_path = tempfile.mkstemp(prefix=".%s." % name, suffix=".tmp", dir=self.directory)
@@ -141,3 +157,22 @@ class TokenCache:
             pass
         finally:
             os.close(fd)
+
+
+def remove_orphans(directory, now=None):
+    """Remove temporary files older than ``ORPHAN_SECONDS`` that killed writers left in ``directory``."""
+    now = time.time() if now is None else now
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        if not _TEMPORARY.match(name):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            info = os.lstat(path)
+            if stat.S_ISREG(info.st_mode) and info.st_uid == os.geteuid() and now - info.st_mtime > ORPHAN_SECONDS:
+                os.unlink(path)
+        except OSError:
+            pass  # gone already, or another process's business

@@ -44,6 +44,7 @@ import time
 
 from ansible_collections.spot.auth.plugins.module_utils import _errors, _handshake
 from ansible_collections.spot.auth.plugins.module_utils._options import AuthSettings
+from ansible_collections.spot.auth.plugins.module_utils._process import process_is_alive, process_start_time
 
 PROTOCOL_VERSION = 1
 SOCKET_NAME = "agent.sock"
@@ -68,26 +69,6 @@ class SessionUnavailable(Exception):
 
 
 # -- where the run's agent lives -----------------------------------------------------------------
-
-def process_start_time(pid):
-    """The start time of process ``pid`` in clock ticks since boot, or None when it does not exist."""
-    try:
-        with open("/proc/%d/stat" % pid, "rb") as handle:
-            fields = handle.read().rsplit(b")", 1)[1].split()
-        return int(fields[19])
-    except (OSError, IndexError, ValueError):
-        try:
-            os.kill(pid, 0)
-        except OSError as exc:
-            return None if exc.errno == errno.ESRCH else 0
-        return 0  # alive, on a system without /proc
-
-
-def run_is_alive(pid, start):
-    """Whether process ``pid`` is still the run that started at ``start`` (0: start time unknown)."""
-    now = process_start_time(pid)
-    return now is not None and (start == 0 or now == start)
-
 
 def run_identity():
     """(pid, start time) of this run: the parent of a forked Ansible worker, else this process."""
@@ -153,7 +134,7 @@ def reap_stale_directories():
         return
     for name in names:
         match = _RUN_NAME.match(name)
-        if not match or run_is_alive(int(match.group(1)), int(match.group(2))):
+        if not match or process_is_alive(int(match.group(1)), int(match.group(2))):
             continue
         path = os.path.join(base, name)
         try:
@@ -481,14 +462,14 @@ def _stop_serving(server, directory, socket_inode):
 
 def _watch_process(pid, start):
     """A function waiting up to N seconds that returns True once process ``pid`` has exited."""
-    if not run_is_alive(pid, start):
+    if not process_is_alive(pid, start):
         raise SessionUnavailable("the run's process %d is gone" % pid)
     try:
         pidfd = os.pidfd_open(pid)
     except (AttributeError, OSError):
         def poll(seconds):
             time.sleep(seconds)
-            return not run_is_alive(pid, start)
+            return not process_is_alive(pid, start)
         return poll
 
     def wait(seconds):

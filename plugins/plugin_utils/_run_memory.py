@@ -72,10 +72,10 @@ class RunMemory:
                     fields["msg"], time.strftime("%H:%M:%S", time.localtime(refused_at)))
                 raise error_from_result(dict(fields, msg=message, retryable=False))
             del self._refusals[key]
-        token = self._tokens.get(key)
-        if token is not None:
-            left = TokenTimes(token).seconds_left(now)
-            if left is None or left > settings.token_cache_margin:
+        kept = self._tokens.get(key)
+        if kept is not None:
+            token, obtained_at = kept
+            if TokenTimes(token).usable_until(obtained_at) - now > settings.token_cache_margin:
                 return token
             del self._tokens[key]
         return None
@@ -84,7 +84,7 @@ class RunMemory:
         """Keep a token obtained for ``settings``, or the refusal ``error`` they got."""
         key = key or self.key(settings)
         if token is not None:
-            self._tokens[key] = token
+            self._tokens[key] = (token, self._clock())
             self._refusals.pop(key, None)
         elif isinstance(error, REFUSALS):
             now = self._clock()

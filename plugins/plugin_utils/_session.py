@@ -24,14 +24,13 @@ import time
 from concurrent.futures import Future
 
 from ansible_collections.spot.auth.plugins.module_utils import _errors, _handshake
-from ansible_collections.spot.auth.plugins.module_utils._client import worst_case_seconds
+from ansible_collections.spot.auth.plugins.module_utils._client import settle, worst_case_seconds
+from ansible_collections.spot.auth.plugins.module_utils._options import DEFAULT_CONCURRENCY
 # Imported here, not where it is used: the action plugin is imported once by ansible-playbook, and what
 # it imports is inherited by every forked worker instead of being compiled again in each of them.
 from ansible_collections.spot.auth.plugins.plugin_utils import _agent
 from ansible_collections.spot.auth.plugins.plugin_utils._run_memory import RunMemory
 
-DEFAULT_CONCURRENCY = 200
-MAX_CONCURRENCY = 10000
 # Descriptors kept free for everything else, and descriptors one handshake in flight may hold.
 _RESERVED_FDS = 128
 _FDS_PER_HANDSHAKE = 3
@@ -124,6 +123,7 @@ class Session:
                 in_flight[0] += 1
         while in_flight[0]:
             if not self._finish_one(finished, deadline):
+                self._finish_late(finished, in_flight[0])
                 break
             in_flight[0] -= 1
         for index, settings, shared in waiting:
@@ -162,27 +162,46 @@ class Session:
         handshake.future.add_done_callback(lambda _future: finished.put(handshake))
 
     def _finish_one(self, finished, deadline):
-        """Wait for one of this call's handshakes to end and record it; False past the deadline."""
+        """Wait for one of this call's handshakes to end and complete it; False past the deadline."""
         try:
             handshake = finished.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
             return False
-        if handshake.client is not None:
-            handshake.client.close()
+        self._complete(handshake)
+        return True
+
+    def _complete(self, handshake):
+        """Record a finished handshake, free what it held and hand its result to every waiter; never raises."""
+        settings = handshake.settings
+        outcome = error = None
+        try:
+            if handshake.client is not None:
+                handshake.client.close()
+        except Exception:
+            pass  # a channel that fails to close must not keep its waiters waiting
         if handshake.slot:
             self._slots.release()
-        error = handshake.future.exception()
-        outcome = None if error is not None else handshake.future.result()
-        if error is not None and not isinstance(error, _errors.SpotAuthError):
-            error = _as_spot_error(error, handshake.settings)
-        with self._lock:
-            self.memory.remember(handshake.settings, token=outcome.token if outcome else None, error=error, key=handshake.key)
-            self._pending.pop(handshake.key, None)
-        if error is not None:
-            handshake.shared.set_exception(error)
-        else:
-            handshake.shared.set_result(outcome)
-        return True
+        try:
+            error = handshake.future.exception()
+            if error is None:
+                outcome = handshake.future.result()
+            with self._lock:
+                self.memory.remember(settings, token=outcome.token if outcome else None, error=error, key=handshake.key)
+        except Exception as exc:
+            outcome, error = None, exc
+        finally:
+            with self._lock:
+                if self._pending.get(handshake.key) is handshake.shared:
+                    del self._pending[handshake.key]
+        settle(handshake.shared, outcome, None if error is None else _as_spot_error(error, settings))
+
+    def _finish_late(self, finished, count):
+        """Complete, in the background, handshakes still running past the bound (their waiters have gone)."""
+        def drain():
+            for _unused in range(count):
+                if not self._finish_one(finished, time.monotonic() + _SLACK_SECONDS):
+                    return
+        threading.Thread(target=drain, name="spot-auth-late-handshakes", daemon=True).start()
 
     @staticmethod
     def _result_of(shared, settings, deadline):

@@ -154,7 +154,7 @@ KILLED_WRITER = textwrap.dedent("""
         sys.stdout.write("ready\\n"); sys.stdout.flush()
         import time; time.sleep(60)
     os.replace = stall
-    _token_cache.TokenCache(sys.argv[1]).write("robot.admin.jwt", "new." + "x" * 200000 + ".token")
+    _token_cache.TokenCache(sys.argv[1]).write("robot.admin.jwt", "new." + "x" * 16000 + ".token")
 """)
 
 

@@ -102,10 +102,13 @@ def test_a_token_is_reused_while_fresh_only(robot_factory, pki, tmp_path):
     assert session.obtain_many([settings])[0].method == "password"
     assert session.obtain_many([settings])[0].method == "session"
     assert len(robot.requests) == 1
-    stale = settings_for(robot, pki, tmp_path, password=settings.password, token_cache_margin=43200)
+    stale = settings_for(robot, pki, tmp_path, password=settings.password, token_cache_margin=43000)
     memory = RunMemory()
     memory.remember(stale, token=MINTED)
-    assert memory.recall(stale) == MINTED  # MINTED expires in 2100: fresh at any margin
+    assert memory.recall(stale) == MINTED  # 12 hours from now (not 2100, as it claims) is more than the margin
+    at_most_12_hours = settings_for(robot, pki, tmp_path, password=settings.password, token_cache_margin=43200)
+    memory.remember(at_most_12_hours, token=MINTED)
+    assert memory.recall(at_most_12_hours) is None
     soon = "eyJhbGciOiJFUzI1NiJ9.eyJleHAiOjE3MDAwMDAwNjAsImlhdCI6MTcwMDAwMDAwMH0.sig"  # expired in 2023
     memory.remember(stale, token=soon)
     assert memory.recall(stale) is None
