@@ -12,7 +12,7 @@ class ModuleDocFragment:
 options:
   hostname:
     description:
-      - The robot's DNS name or IP address.
+      - The robot's DNS name or IP address (IPv6 bare or in brackets), without a port (see O(port)).
       - The TLS certificate is checked against O(authority), not against this name.
       - Defaults to the host's C(ansible_host), else its inventory name.
     type: str
@@ -47,6 +47,8 @@ options:
   ca_cert:
     description:
       - Path to a PEM bundle of the CA certificates trusted for the robot's TLS certificate.
+      - A regular file of at most 1 MiB, in which every C(BEGIN CERTIFICATE) block must be a valid X.509 certificate;
+        anything else (a FIFO, a device, a junk block) is refused before any network call.
       - Defaults to the Boston Dynamics root CA shipped with this collection, which every Spot robot's certificate chains to.
       - Falls back to the host variable C(spot_ca_cert).
     type: path
@@ -96,6 +98,9 @@ options:
       - Created with mode 0700; refused when it is a symlink, belongs to another user or is open to others.
         Entries are written atomically with mode 0600; an entry that is not a private regular file is refused
         with a warning and replaced.
+      - An entry whose token names another robot (its issuer differs from O(serial)) or another user (its subject
+        differs from O(username)) is never used, not even for re-minting; a warning is shown and a fresh token
+        replaces it. No cached token is used longer than the robot's 12-hour token lifetime, whatever expiry it claims.
     type: path
   token_cache_margin:
     description:
@@ -118,12 +123,18 @@ options:
     default: true
     version_added: 0.1.0
 notes:
+  - Options left unset come from host variables, then environment variables, then the C([spot_auth]) section of
+    C(ansible.cfg) (never for secrets); the lookup's documentation lists each source. Values are checked strictly,
+    the same way by the module and the lookup. A misspelt boolean is an error, never false. A number given where
+    text is expected must be quoted, so that YAML keeps it exactly.
   - Every request asks the robot not to log it (C(disable_rpc_logging)), since it carries a password or token.
+  - Text a robot sends back (gRPC error details, header messages) is shown with control characters escaped and
+    cut at 200 characters.
   - Failures are typed. C(error_type) names what went wrong; see the error reference in the collection's docs.
 """
 
-    # Where the lookup finds each option besides its keyword arguments (the module reads the same host
-    # variables and environment variables through spot.auth's option handling).
+    # Where the lookup finds each option besides its keyword arguments: the same places, in the same order,
+    # as the module (module_utils/_options.py OPTION_SOURCES; a unit test keeps the two equal).
     PLUGINS = r"""
 options:
   hostname:

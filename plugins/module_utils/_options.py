@@ -294,5 +294,7 @@ def apply_fallbacks(params, host_vars=None, environ=None, config=None):
             environ.get(where["env"]) or None if "env" in where else None,  # an empty variable is unset
             (config or {}).get(where["ini"]) if "ini" in where else None,
         )
-        merged[name] = next((value for value in candidates if value is not None), None)
+        found = [value for value in candidates if value is not None]
+        if found:
+            merged[name] = found[0]
     return merged

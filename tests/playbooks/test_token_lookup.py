@@ -114,5 +114,5 @@ def test_bad_option_fails_before_any_request(fleet_factory, run_playbook):
                 msg: "{{ lookup('spot.auth.token', port=99999) }}"
     """, inventory)
     assert run.returncode == 2
-    assert "InvalidOptionError: robot-001: option port: expected an integer from 1 to 65535" in run.text
+    assert "InvalidOptionError: robot-001: option port: expected a whole number from 1 to 65535" in run.text
     assert fleet["robot-001"].request_count == 0

@@ -8,7 +8,7 @@ __metaclass__ = type
 import pytest
 
 from ansible_collections.spot.auth.plugins.module_utils._errors import InvalidOptionError
-from ansible_collections.spot.auth.plugins.module_utils._options import OPTION_SPEC, apply_fallbacks, settings_from
+from ansible_collections.spot.auth.plugins.module_utils._options import OPTION_SOURCES, OPTION_SPEC, SECRET_OPTIONS, apply_fallbacks, settings_from
 
 SECRET = "Pass-w0rd-Secret-91"
 GOOD = {"hostname": "robot-1.example", "username": "admin", "password": SECRET}
@@ -118,3 +118,50 @@ def test_every_option_is_documented_once_in_the_fragment():
         assert documented[name].get("default") == spec.get("default"), name
     plugin_sources = yaml.safe_load(ModuleDocFragment.PLUGINS)["options"]
     assert set(plugin_sources) <= set(OPTION_SPEC)
+    for name in OPTION_SPEC:
+        documented_sources = plugin_sources.get(name) or {}
+        sources = {
+            "var": [entry["name"] for entry in documented_sources.get("vars", [])],
+            "env": [entry["name"] for entry in documented_sources.get("env", [])],
+            "ini": [entry["key"] for entry in documented_sources.get("ini", []) if entry["section"] == "spot_auth"],
+        }
+        expected = {kind: [OPTION_SOURCES[name][kind]] if kind in OPTION_SOURCES.get(name, {}) else [] for kind in ("var", "env", "ini")}
+        assert sources == expected, name
+    for name in SECRET_OPTIONS:
+        assert "ini" not in OPTION_SOURCES.get(name, {})  # ansible.cfg is no place for a secret
+
+
+def test_fallbacks_go_arguments_host_variables_environment_then_ansible_cfg():
+    config = {"session": "false", "port": "9443", "timeout": "4"}
+    merged = apply_fallbacks({"timeout": 2}, {"spot_port": 8443}, {"SPOT_AUTH_SESSION": "true"}, config)
+    assert (merged["timeout"], merged["port"], merged["session"]) == (2, 8443, "true")
+    merged = apply_fallbacks({}, {}, {"SPOT_AUTH_SESSION": ""}, config)  # an empty variable is unset
+    assert (merged["port"], merged["session"], merged["timeout"]) == ("9443", "false", "4")
+    assert "validate_certs" not in merged  # nothing found: the default applies in settings_from
+
+
+@pytest.mark.parametrize("name, value", [
+    ("validate_certs", "ture"), ("validate_certs", "2"), ("validate_certs", 2), ("session", "maybe"), ("session", ["yes"]),
+    ("port", True), ("port", 443.5), ("port", "0x1bb"), ("retries", False), ("timeout", "nan"), ("timeout", float("inf")),
+    ("hostname", "127.0.0.1:443"), ("hostname", "robot.example:443"), ("hostname", "[::1]:443"), ("hostname", "[::1"),
+    ("hostname", "[::1]]"), ("hostname", "[zz::1]"), ("hostname", "::1::2"), ("hostname", "999.1.1.1"), ("hostname", "1.2.3"),
+    ("authority", "auth.spot.robot:443"), ("username", 7), ("client_name", 1.5), ("token_cache", ["a"]),
+])
+def test_strict_values_refused_by_the_one_parser(name, value):
+    with pytest.raises(InvalidOptionError) as info:
+        settings_from(with_(**{name: value}))
+    assert info.value.option == name
+
+
+def test_addresses_accepted():
+    for given, kept in (("[::1]", "::1"), ("::1", "::1"), ("fe80::1%eth0", "fe80::1%eth0"), ("10.0.0.7", "10.0.0.7"),
+                        ("robot-7.example.", "robot-7.example."), ("spot_7", "spot_7")):
+        assert settings_from(with_(hostname=given)).hostname == kept
+
+
+def test_a_secret_of_the_wrong_type_is_described_by_its_type_only():
+    for value in ([SECRET], {"k": SECRET}, 12345, 1.5, True):
+        with pytest.raises(InvalidOptionError) as info:
+            settings_from(with_(password=value))
+        assert "a value of type %s" % type(value).__name__ in str(info.value)
+        assert SECRET not in str(info.value) and "12345" not in str(info.value)
