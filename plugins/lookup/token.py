@@ -19,7 +19,7 @@ description:
     authenticated once while the token is fresh, whichever fork, task or loop asks, and a refused credential is
     never sent again. Across runs, set O(token_cache) so tokens are reused instead of minted.
   - Options come from keyword arguments, then host variables, then environment variables, then C(ansible.cfg)
-    (section C([spot_auth]), never for secrets), as for the module, and go through the module's option parser: the
+    (section C([spot_auth]), never for secrets), as for the module, and go through the module's option parser. So the
     lookup accepts and refuses the same values, and an unknown keyword is an error.
 author:
   - spot.auth maintainers (@spot-auth)

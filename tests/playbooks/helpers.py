@@ -34,7 +34,8 @@ def playbook_environment(tmp_path, results, extra=None):
     for name in ("BOSDYN_CLIENT_USERNAME", "BOSDYN_CLIENT_PASSWORD"):
         environ.pop(name, None)
     environ.update({
-        "ANSIBLE_COLLECTIONS_PATH": COLLECTIONS_PATH,
+        # SPOT_AUTH_TEST_COLLECTIONS_PATH runs the playbooks against another copy of the collection (an older commit).
+        "ANSIBLE_COLLECTIONS_PATH": os.environ.get("SPOT_AUTH_TEST_COLLECTIONS_PATH") or COLLECTIONS_PATH,
         "ANSIBLE_FORKS": "25",
         "ANSIBLE_HOST_KEY_CHECKING": "False",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",

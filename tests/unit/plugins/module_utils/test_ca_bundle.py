@@ -140,8 +140,12 @@ def read_in_a_process(path, **popen):
 
 def test_dev_stdin_of_a_pipe_nobody_writes_to_is_refused_at_once():
     # /dev/stdin when ansible-playbook's input is a pipe or a terminal: a read would wait for input forever.
-    process_input = subprocess.PIPE  # kept open and never written to
-    answer = read_in_a_process("/dev/stdin", stdin=process_input)
+    reader, writer = os.pipe()  # the writing end stays open, and nothing is written
+    try:
+        answer = read_in_a_process("/dev/stdin", stdin=reader)
+    finally:
+        os.close(reader)
+        os.close(writer)
     assert answer is not None, "reading /dev/stdin blocked"
     assert answer["error"] == "InvalidOptionError" and "/dev/stdin is not a regular file" in answer["message"], answer
 

@@ -1,6 +1,7 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Robots that misbehave below gRPC: every one ends in a typed error within the time bound."""
+"""Robots that misbehave below gRPC or answer with hostile content: every one ends in a typed error within the
+time bound, and what the robot said is shown escaped."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -10,12 +11,16 @@ import ssl
 import struct
 import threading
 import time
+import unicodedata
+from concurrent.futures import TimeoutError as FutureTimeoutError
 
+import grpc
 import pytest
 
-from ansible_collections.spot.auth.plugins.module_utils import _errors
+from ansible_collections.spot.auth.plugins.module_utils import _errors, _handshake, _wire
 from ansible_collections.spot.auth.plugins.module_utils._client import AuthClient, worst_case_seconds
-from ansible_collections.spot.auth.tests.unit.conftest import PASSWORD
+from ansible_collections.spot.auth.plugins.module_utils._options import settings_from
+from ansible_collections.spot.auth.tests.unit.conftest import PASSWORD, abort
 
 
 class RawRobot:
@@ -141,3 +146,156 @@ def test_misbehaving_robot_gives_a_typed_error_within_the_bound(raw_robot, pki, 
     assert elapsed <= worst_case_seconds(timeout, retries) + 1.0
     assert PASSWORD not in info.value.message
     assert robot.connections >= 1
+
+
+# -- robots that answer over gRPC, with bytes meant for the user's terminal ---------------------------
+
+TERMINAL_ATTACK = ("\x1b[2J\x1b[H fake PLAY RECAP ******\r\nrobot-001 : ok=1 changed=0 unreachable=0 failed=0\n"
+                   "\x1b]0;owned\x07\u202edetacilpmoc\u2028\x00")
+TERMINAL_ATTACK_SHOWN = "\\x1b[2J\\x1b[H fake PLAY RECAP ****** robot-001 : ok=1 changed=0 unreachable=0 failed=0 " \
+                        "\\x1b]0;owned\\x07\\u202edetacilpmoc\\u2028\\x00"
+UNSAFE_CATEGORIES = frozenset(("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"))
+
+
+def answer(header_code="CODE_OK", status="STATUS_OK", token="", header_message=""):
+    """A handler answering a well-formed GetAuthTokenResponse with exactly these fields."""
+    response = _wire.messages.GetAuthTokenResponse()
+    response.header.error.code = header_code
+    if header_message:
+        response.header.error.message = header_message
+    response.status = status
+    if token:
+        response.token = token
+    payload = response.SerializeToString()
+    return lambda request, context: payload
+
+
+def settled(future, bound):
+    """The token or the error ``future`` ends in; a test failure if it is still pending after ``bound`` seconds."""
+    try:
+        return future.result(timeout=bound)
+    except FutureTimeoutError:
+        pytest.fail("the handshake was still pending %.1f s after it started" % bound)
+    except _errors.SpotAuthError as error:
+        return error
+
+
+def assert_typed_and_safe(error, error_class):
+    assert isinstance(error, error_class), repr(error)
+    assert error.error_type in _errors.error_types()
+    assert "\x1b" not in error.message
+    assert not [char for char in error.message if unicodedata.category(char) in UNSAFE_CATEGORIES], ascii(error.message)
+    assert len(error.message) <= 400
+    assert PASSWORD not in error.message
+
+
+def ask(robot, pki, timeout=0.5, retries=0):
+    with AuthClient("127.0.0.1", robot.port, root_certificates=pki.roots, timeout=timeout, retries=retries) as client:
+        started = time.monotonic()
+        got = settled(client.auth_async("admin", PASSWORD), worst_case_seconds(timeout, retries) + 1.0)
+        assert time.monotonic() - started <= worst_case_seconds(timeout, retries) + 1.0
+    return got
+
+
+@pytest.fixture(scope="module")
+def ca_file(pki, tmp_path_factory):
+    path = tmp_path_factory.mktemp("robot-ca") / "ca.pem"
+    path.write_bytes(pki.roots)
+    return str(path)
+
+
+UNUSABLE_TOKENS = [
+    "t\u00f8ken", "two words", "tab\tbed", "\x1b[2J\x1b[Htoken", "\u202etoken", "tok\x00en", "token\r\n", "\ufefftoken",
+    "\uff54\uff4f\uff4b\uff45\uff4e", "A" * 16385, TERMINAL_ATTACK,
+]
+
+
+@pytest.mark.parametrize("token", UNUSABLE_TOKENS, ids=lambda token: ascii(token)[:24])
+def test_status_ok_with_an_unusable_token_is_a_malformed_response(robot_factory, pki, ca_file, tmp_path, token):
+    robot = robot_factory(answer(token=token))
+    got = ask(robot, pki)
+    assert_typed_and_safe(got, _errors.MalformedResponseError)
+    assert "printable ASCII" in got.message
+
+    cache_dir = tmp_path / "cache"
+    settings = settings_from({"hostname": "127.0.0.1", "port": robot.port, "username": "admin", "password": PASSWORD,
+                              "ca_cert": ca_file, "token_cache": str(cache_dir), "timeout": 0.5, "retries": 0})
+    with settings.client() as client:
+        outcome = settled(_handshake.obtain_async(settings, client), worst_case_seconds(0.5, 0) + 1.0)
+    assert_typed_and_safe(outcome, _errors.MalformedResponseError)
+    assert list(cache_dir.iterdir()) == []  # never cached
+
+
+HEADER_CODES = [
+    ("CODE_INTERNAL_SERVER_ERROR", _errors.InternalServerError),
+    ("CODE_INVALID_REQUEST", _errors.InvalidRequestError),
+    ("CODE_UNSPECIFIED", _errors.UnsetStatusError),
+    (77, _errors.ResponseError),
+]
+
+
+@pytest.mark.parametrize("header_code, error_class", HEADER_CODES, ids=[str(code[0]) for code in HEADER_CODES])
+def test_header_error_message_with_terminal_controls_is_shown_escaped(robot_factory, pki, header_code, error_class):
+    robot = robot_factory(answer(header_code=header_code, status="STATUS_UNKNOWN", header_message=TERMINAL_ATTACK))
+    got = ask(robot, pki)
+    assert_typed_and_safe(got, error_class)
+    assert got.message.endswith("(robot says: %s)" % TERMINAL_ATTACK_SHOWN)
+
+
+def test_header_error_message_of_60_kb_is_shown_capped(robot_factory, pki):
+    robot = robot_factory(answer(header_code="CODE_INTERNAL_SERVER_ERROR", header_message=TERMINAL_ATTACK + "\x1b[31mA" * 10000))
+    got = ask(robot, pki)
+    assert_typed_and_safe(got, _errors.InternalServerError)
+    assert "(robot says: \\x1b[2J\\x1b[H fake PLAY RECAP" in got.message and got.message.endswith("...)")
+
+
+def test_header_error_message_echoing_the_password_is_masked(robot_factory, pki):
+    robot = robot_factory(answer(header_code="CODE_INVALID_REQUEST", header_message="password %s\r\nis not allowed" % PASSWORD))
+    got = ask(robot, pki)
+    assert_typed_and_safe(got, _errors.InvalidRequestError)
+    assert got.message.endswith("(robot says: password ******** is not allowed)")
+
+
+ABORT_CODES = [
+    (grpc.StatusCode.PERMISSION_DENIED, _errors.PermissionDeniedError, 0),
+    (grpc.StatusCode.UNAUTHENTICATED, _errors.UnauthenticatedError, 0),
+    (grpc.StatusCode.DEADLINE_EXCEEDED, _errors.TimedOutError, 0),
+    (grpc.StatusCode.UNAVAILABLE, _errors.UnableToConnectToRobotError, 1),  # retried once, then reported
+    (grpc.StatusCode.INTERNAL, _errors.RpcError, 0),
+    (grpc.StatusCode.UNKNOWN, _errors.RpcError, 0),
+]
+
+
+@pytest.mark.parametrize("code, error_class, retries", ABORT_CODES, ids=[code[0].name for code in ABORT_CODES])
+def test_abort_details_with_terminal_controls_are_shown_escaped(robot_factory, pki, code, error_class, retries):
+    robot = robot_factory(abort(code, TERMINAL_ATTACK))
+    got = ask(robot, pki, retries=retries)
+    assert_typed_and_safe(got, error_class)
+    assert got.message.endswith("(%s)" % TERMINAL_ATTACK_SHOWN)
+    assert len(robot.requests) == retries + 1
+
+
+def test_abort_details_of_5_kb_are_shown_escaped_and_capped(robot_factory, pki):
+    # Below gRPC's 8 KiB metadata limit, so the details reach the client whole.
+    robot = robot_factory(abort(grpc.StatusCode.UNKNOWN, TERMINAL_ATTACK + "\x1b[31mA" * 600))
+    got = ask(robot, pki)
+    assert_typed_and_safe(got, _errors.RpcError)
+    assert "(\\x1b[2J\\x1b[H fake PLAY RECAP" in got.message and got.message.endswith("...)")
+
+
+def test_abort_details_of_100_kb_end_in_a_typed_error(robot_factory, pki):
+    # Beyond the metadata limit: gRPC drops the details and reports the size; still one typed error in time.
+    robot = robot_factory(abort(grpc.StatusCode.UNKNOWN, TERMINAL_ATTACK + "A" * 100 * 1024))
+    got = ask(robot, pki)
+    assert_typed_and_safe(got, _errors.SpotAuthError)
+    assert got.error_type != "RpcError"
+
+
+def test_handler_exception_text_is_shown_escaped(robot_factory, pki):
+    def explode(request, context):
+        raise RuntimeError(TERMINAL_ATTACK + " " + PASSWORD)
+
+    robot = robot_factory(explode)
+    got = ask(robot, pki)
+    assert_typed_and_safe(got, _errors.RpcError)
+    assert "\\x1b[2J\\x1b[H fake PLAY RECAP" in got.message
