@@ -358,19 +358,22 @@ def sanitize(text, secrets=(), limit=SANITIZED_LENGTH):
     character escaped (``\\x1b``, ``\\u202e``), at most ``limit`` characters."""
     if not isinstance(text, str):
         text = text.decode("utf-8", "backslashreplace") if isinstance(text, bytes) else str(text)
-    text = mask_secrets(_WHITESPACE.sub(" ", text).strip(), secrets)
+    # Masked before and after the text changes shape, so no rewriting can reveal a secret.
+    text = mask_secrets(_WHITESPACE.sub(" ", mask_secrets(text, secrets)).strip(" "), secrets)
     shown = []
     size = 0
     for char in text:
         if unicodedata.category(char) in _ESCAPED_CATEGORIES:
             code = ord(char)
             char = "\\x%02x" % code if code <= 0xff else ("\\u%04x" % code if code <= 0xffff else "\\U%08x" % code)
+        if size + len(char) > limit:
+            while shown and size > limit - 3:  # whole characters or escapes only, then the ellipsis
+                size -= len(shown.pop())
+            shown.append("...")
+            break
         shown.append(char)
         size += len(char)
-        if size > limit:
-            break
-    line = mask_secrets("".join(shown), secrets)
-    return line if len(line) <= limit else line[:limit - 3] + "..."
+    return mask_secrets("".join(shown), secrets)
 
 
 # gRPC rows in match order: rows with a marker before the code's catch-all, the table catch-all last.

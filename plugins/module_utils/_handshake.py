@@ -126,7 +126,7 @@ def store_in_cache(settings, token, cache=None):
         pass  # an entry the cache refuses is replaced
     try:
         cache.write(settings.cache_entry, token)
-    except (OSError, ValueError, TokenCacheError) as error:
+    except Exception as error:  # the token is good; a cache that cannot take it only costs a login next time
         return ["could not write the token cache entry %s (%s)" % (cache.path(settings.cache_entry), error)]
     return []
 

@@ -18,6 +18,7 @@ __metaclass__ = type
 import ipaddress
 import os
 import re
+from collections.abc import Mapping, Sequence, Set
 
 from ansible.module_utils.common.validation import check_type_bool, check_type_float, check_type_int
 from ansible_collections.spot.auth.plugins.module_utils import _client
@@ -46,7 +47,6 @@ OPTION_SOURCES = {
     "session": {"env": "SPOT_AUTH_SESSION", "ini": "session"},
 }
 HOST_VARS = {name: where["var"] for name, where in OPTION_SOURCES.items() if "var" in where}
-ENV_FALLBACKS = {name: where["env"] for name, where in OPTION_SOURCES.items() if "env" in where}
 CONFIG_KEYS = {name: where["ini"] for name, where in OPTION_SOURCES.items() if "ini" in where}
 
 OPTION_SPEC = {
@@ -129,9 +129,21 @@ def _convert(name, value, checker, expected):
 def _describe(name, value):
     """How a bad value is shown in a message: a secret only by its type."""
     if name in SECRET_OPTIONS:
-        return "a value of type %s" % type(value).__name__
+        return "a value of type %s" % _type_name(value)
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _type_name(value):
+    """The plain YAML-ish type of ``value``: Ansible wraps values in types of its own (tagged, lazy)."""
+    for kind in (bool, int, float, str, bytes):
+        if isinstance(value, kind):
+            return kind.__name__
+    if isinstance(value, Mapping):
+        return "dict"
+    if isinstance(value, (Sequence, Set)):
+        return "list"
+    return type(value).__name__
 
 
 def _string(name, value, max_length=1024, allow_control=False):
@@ -284,7 +296,7 @@ def apply_fallbacks(params, host_vars=None, environ=None, config=None):
     ``config`` holds the raw values of ansible.cfg's ``[spot_auth]`` section, by key.
     """
     merged = dict(params)
-    reminting = merged.get("token") is not None
+    reminting = bool(merged.get("token"))  # an empty token (a default('') that found nothing) is no token
     environ = os.environ if environ is None else environ
     for name, where in OPTION_SOURCES.items():
         if merged.get(name) is not None or (reminting and name == "password"):

@@ -24,7 +24,7 @@ _CONFIG_CACHE = {}  # (path, mtime) -> the section's raw values
 
 
 def config_file_options(path=None):
-    """The raw values of ansible.cfg's ``[spot_auth]`` keys, by option name.
+    """The raw values of ansible.cfg's ``[spot_auth]`` keys, by key.
 
     Relative paths are taken relative to the file, as Ansible does for its own path settings. A file
     Ansible could not read either yields nothing here (Ansible reports it).
@@ -51,7 +51,7 @@ def config_file_options(path=None):
             value = unquote(value.strip())
             if _options.OPTION_SPEC[name]["type"] == "path" and value:
                 value = os.path.join(os.path.dirname(os.path.abspath(path)), os.path.expanduser(value))
-            values[name] = value
+            values[config_key] = value
         _CONFIG_CACHE.clear()
         _CONFIG_CACHE[key] = values
     return dict(_CONFIG_CACHE[key])

@@ -12,7 +12,6 @@ import grpc
 import pytest
 import yaml
 
-import helpers  # noqa: F401  makes spot.auth importable
 from ansible_collections.spot.auth.plugins.module_utils import _wire
 from ansible_collections.spot.auth.tests.unit.conftest import Pki, ScriptedRobot
 

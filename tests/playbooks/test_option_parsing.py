@@ -282,9 +282,9 @@ def test_module_and_lookup_accept_and_refuse_the_same_values(fleet_factory, run_
                 problems.append("%s: %r lacks %r" % (case, message, text))
             if any(secret in message for secret in CLEAR_SECRETS):
                 problems.append("%s: a secret's value is in %r" % (case, message))
+    if fleet["robot-001"].request_count:
+        problems.append("refused values reached the robot: %d requests" % fleet["robot-001"].request_count)
     assert not problems, "\n".join(problems)
-    assert fleet["robot-001"].request_count == 0, "a refused value reached the robot"
-    assert accepting.request_count >= 1
 
 
 def test_a_misspelt_boolean_is_refused_wherever_it_is_written(fleet_factory, run_playbook, secrets):
