@@ -16,7 +16,6 @@ __metaclass__ = type
 import ipaddress
 import os
 import random
-import re
 import socket
 import ssl
 import stat
@@ -84,7 +83,8 @@ def worst_case_seconds(timeout, retries, cap=BACKOFF_MAX):
 
 MAX_CA_BUNDLE_BYTES = 1024 * 1024
 _CA_BUNDLES = {}  # (path, inode, mtime, size) -> PEM bytes: one read per file and process, not one per robot
-_PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", re.DOTALL)
+_PEM_BEGIN = b"-----BEGIN CERTIFICATE-----"
+_PEM_END = b"-----END CERTIFICATE-----"
 
 
 def read_ca_bundle(path):
@@ -125,17 +125,39 @@ def read_ca_bundle(path):
         os.close(fd)
     if size > MAX_CA_BUNDLE_BYTES:
         raise refuse("is larger than the 1 MiB a CA bundle may have")
-    blocks = _PEM_CERTIFICATE.findall(b"".join(chunks))
+    blocks = _certificate_blocks(b"".join(chunks))
     if not blocks:
         raise refuse("holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
     for number, block in enumerate(blocks, 1):
         try:
+            if block is None:
+                raise ValueError("no END line")
             ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=block.decode("ascii"))
         except (ssl.SSLError, ValueError, UnicodeDecodeError):
             raise refuse("holds a certificate block that is not a valid X.509 certificate (block %d of %d)"
                          % (number, len(blocks))) from None
     _CA_BUNDLES[key] = data = b"\n".join(blocks) + b"\n"
     return data
+
+
+def _certificate_blocks(data):
+    """The certificate blocks of PEM ``data`` in one pass (None for a block that never ends); text between is skipped."""
+    blocks = []
+    current = None
+    for line in data.splitlines():
+        line = line.strip()
+        if line == _PEM_BEGIN:
+            if current is not None:
+                blocks.append(None)  # a BEGIN inside a block
+            current = [line]
+        elif current is not None:
+            current.append(line)
+            if line == _PEM_END:
+                blocks.append(b"\n".join(current))
+                current = None
+    if current is not None:
+        blocks.append(None)
+    return blocks
 
 
 def interpret_response(response, hostname=None, port=None, secrets=()):

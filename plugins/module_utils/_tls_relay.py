@@ -8,7 +8,8 @@ in a private directory and this relay carries the bytes over a TLS connection th
 opens without verifying the robot. The connection is still encrypted; only the robot's identity
 is unchecked, which is exactly what the option means.
 
-The directory is named after its owner process (pid and start time). It is removed when the relay
+The directory, in $TMPDIR (or /tmp when $TMPDIR is too long for a socket path), is named after its
+owner process (pid and start time). It is removed when the relay
 closes or the process exits; one left by a process that was killed is removed by the next relay
 anyone of this user opens, once its owner is gone and it is a minute old.
 """
@@ -39,10 +40,25 @@ _OPEN_RELAYS = set()  # relays of this process, closed at exit
 _REAPED = []  # whether this process has looked for leftovers yet
 
 
+# A Unix socket path has room for 107 bytes; where $TMPDIR is too long for it, /tmp is used.
+_MAX_SOCKET_PATH = 107
+_SOCKET_NAME = "relay.sock"
+_FALLBACK_BASE = "/tmp"
+
+
+def _base_for(prefix):
+    base = tempfile.gettempdir()
+    longest = len(os.fsencode(os.path.join(base, prefix + "x" * 8, _SOCKET_NAME)))  # mkdtemp adds 8 characters
+    return base if longest <= _MAX_SOCKET_PATH else _FALLBACK_BASE
+
+
 def remove_leftover_directories(base=None, now=None):
     """Remove relay directories of this user whose owner process is gone and that are a minute old."""
-    base = base or tempfile.gettempdir()
-    now = time.time() if now is None else now
+    for directory in {base} if base else {tempfile.gettempdir(), _FALLBACK_BASE}:
+        _remove_leftovers_in(directory, time.time() if now is None else now)
+
+
+def _remove_leftovers_in(base, now):
     try:
         names = os.listdir(base)
     except OSError:
@@ -82,8 +98,9 @@ class UnverifiedTlsRelay:
             _REAPED.append(True)
             remove_leftover_directories()
         self.owner, start = own_identity()
-        self._directory = tempfile.mkdtemp(prefix="%s%d-%d-" % (_PREFIX, self.owner, start))  # mode 0700
-        self._path = os.path.join(self._directory, "relay.sock")
+        prefix = "%s%d-%d-" % (_PREFIX, self.owner, start)
+        self._directory = tempfile.mkdtemp(prefix=prefix, dir=_base_for(prefix))  # mode 0700
+        self._path = os.path.join(self._directory, _SOCKET_NAME)
         try:
             self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self._listener.bind(self._path)

@@ -251,8 +251,8 @@ def test_a_run_interrupted_mid_handshake_leaves_no_relay_directory(fleet_factory
     assert wait_until(lambda: spot_auth_entries(run_tmpdir) == [], GONE_SECONDS), spot_auth_entries(run_tmpdir)
 
 
-def test_after_sigkill_mid_handshake_the_next_run_removes_what_is_left(fleet_factory, background_run, run_playbook,
-                                                                      run_tmpdir):
+def test_after_sigkill_mid_handshake_the_next_run_removes_what_is_left(
+        fleet_factory, background_run, run_playbook, run_tmpdir):
     robot, inventory = slow_fleet(fleet_factory)
     run = background_run(login_play(UNVERIFIED), inventory)
     started = time.monotonic()
@@ -271,7 +271,8 @@ def test_after_sigkill_mid_handshake_the_next_run_removes_what_is_left(fleet_fac
     fleet, inventory = fleet_factory(robots=1)
     again = run_playbook(login_play(UNVERIFIED), inventory, env={"TMPDIR": run_tmpdir})
     assert again.returncode == 0, again.text[-3000:]
-    assert [result["method"] for result in again.results("login").values()] == ["password"]
+    assert [result["changed"] for result in again.results("login").values()] == [True]
+    assert [record.kind for record in fleet["robot-001"].requests] == ["password"]
     assert wait_until(lambda: not agents_under(run_tmpdir), GONE_SECONDS), "the second run's agent outlived it"
     assert relay_dirs(run_tmpdir) == []
     assert spot_auth_entries(run_tmpdir) == []
@@ -304,8 +305,8 @@ def test_the_relay_directory_of_a_killed_agent_is_removed_by_a_later_run_once_a_
 
 # -- a token cache's temporary files ----------------------------------------------------------------
 
-def test_a_play_using_a_token_cache_removes_a_killed_writers_old_temporary_file(fleet_factory, run_playbook, tmp_path,
-                                                                               run_tmpdir):
+def test_a_play_using_a_token_cache_removes_a_killed_writers_old_temporary_file(
+        fleet_factory, run_playbook, tmp_path, run_tmpdir):
     fleet, inventory = fleet_factory(robots=1)
     robot = fleet["robot-001"]
     cache = tmp_path / "cache"
@@ -316,7 +317,8 @@ def test_a_play_using_a_token_cache_removes_a_killed_writers_old_temporary_file(
         age(cache / name, seconds)
     run = run_playbook(login_play("{token_cache: %s}" % cache), inventory, env={"TMPDIR": run_tmpdir})
     assert run.returncode == 0, run.text[-3000:]
-    assert [result["method"] for result in run.results("login").values()] == ["password"]
+    assert [result["changed"] for result in run.results("login").values()] == [True]
+    assert [record.kind for record in robot.requests] == ["password"]
     # The old one went; a young one (a writer may be at it) and a file not named like one stay.
     assert sorted(os.listdir(str(cache))) == sorted(["%s.%s.jwt" % (robot.serial, robot.username), ".y.jwt.def.tmp",
                                                      "notes.tmp"])

@@ -277,7 +277,7 @@ def test_module_and_lookup_accept_and_refuse_the_same_values(fleet_factory, run_
             continue
         if module_message != lookup_message:
             problems.append("%s: the messages differ: module %r, lookup %r" % (case, module_message, lookup_message))
-        for message in {module_message, lookup_message}:
+        for message in (module_message, lookup_message):
             if text and text not in message:
                 problems.append("%s: %r lacks %r" % (case, message, text))
             if any(secret in message for secret in CLEAR_SECRETS):

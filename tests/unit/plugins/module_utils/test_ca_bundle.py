@@ -124,12 +124,12 @@ READER = textwrap.dedent("""
 """)
 
 
-def read_in_a_process(path, **popen):
-    """What read_ca_bundle(path) does in a fresh interpreter, given at most BOUND_SECONDS (None when it blocked)."""
+def read_in_a_process(path, seconds=BOUND_SECONDS, **popen):
+    """What read_ca_bundle(path) does in a fresh interpreter, given at most ``seconds`` (None when it did not end)."""
     process = subprocess.Popen([sys.executable, "-c", READER, COLLECTIONS_ROOT, path], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, **popen)
     try:
-        out, err = process.communicate(timeout=BOUND_SECONDS)
+        out, err = process.communicate(timeout=seconds)
     except subprocess.TimeoutExpired:
         process.kill()
         process.communicate(timeout=30)
@@ -258,6 +258,13 @@ def test_the_returned_certificates_are_trusted_for_the_handshake(tmp_path, pki, 
     path = write(tmp_path / "bundle.pem", COMMENT + pki.other_ca.cert_pem + COMMENT + pki.roots + COMMENT)
     with AuthClient("127.0.0.1", robot.port, root_certificates=read_ca_bundle(path), timeout=10, retries=0) as client:
         assert client.auth("admin", PASSWORD) == MINTED
+
+
+def test_a_bundle_of_unterminated_blocks_is_refused_at_once(tmp_path):
+    path = write(tmp_path / "begins.pem", (b"-----BEGIN CERTIFICATE-----\n" * 40000)[:MIB])
+    answer = read_in_a_process(path, seconds=5)
+    assert answer is not None, "checking a bundle under the size limit took more than 5 s"
+    assert answer["error"] == "InvalidOptionError", answer
 
 
 def test_a_file_replaced_with_the_same_size_and_time_is_read_again(tmp_path, pki):

@@ -173,28 +173,42 @@ def short_tmp():
 
 
 def test_a_relay_names_its_directory_after_its_process_and_removes_it_on_close(short_tmp, monkeypatch):
-    tmp_path = short_tmp
-    monkeypatch.setattr(tempfile, "tempdir", tmp_path)
+    base = short_tmp
+    monkeypatch.setattr(tempfile, "tempdir", base)
     monkeypatch.setattr(_tls_relay, "_REAPED", [])  # as in a process that has not opened a relay yet
-    stale = make_dir(tmp_path, "spot-auth-relay-%d-%d-stale" % (dead_pid(), 4242))
+    stale = make_dir(base, "spot-auth-relay-%d-%d-stale" % (dead_pid(), 4242))
     relay = _tls_relay.UnverifiedTlsRelay("127.0.0.1", 9, "auth.spot.robot")
     try:
         directory = os.path.dirname(relay.target[len("unix:"):])
-        assert os.path.dirname(directory) == str(tmp_path)
+        assert os.path.dirname(directory) == base
         match = RELAY_NAME.match(os.path.basename(directory))
         assert match and (int(match.group(1)), int(match.group(2))) == (os.getpid(), ticks_of(os.getpid())), directory
         info = os.lstat(directory)
         assert stat.S_ISDIR(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o700 and info.st_uid == os.geteuid()
         assert not os.path.exists(stale), "the first relay of a process removes stale directories"
         # Looked for once per process: a second relay does not list TMPDIR again.
-        later = make_dir(tmp_path, "spot-auth-relay-%d-%d-later" % (dead_pid(), 4242))
+        later = make_dir(base, "spot-auth-relay-%d-%d-later" % (dead_pid(), 4242))
         second = _tls_relay.UnverifiedTlsRelay("127.0.0.1", 9, "auth.spot.robot")
         second.close()
         assert os.path.isdir(later)
-        assert relay_dirs(tmp_path) == sorted([os.path.basename(directory), os.path.basename(later)])
+        assert relay_dirs(base) == sorted([os.path.basename(directory), os.path.basename(later)])
     finally:
         relay.close()
-    assert relay_dirs(tmp_path) == [os.path.basename(later)]
+    assert relay_dirs(base) == [os.path.basename(later)]
+
+
+def test_a_relay_opens_in_a_tmpdir_where_the_former_directory_name_fit(short_tmp, monkeypatch):
+    base = os.path.join(short_tmp, "d" * (70 - len(short_tmp) - 1))
+    os.mkdir(base)
+    # 70 + len("/spot-auth-relay-XXXXXXXX/relay.sock") = 106 bytes: within the 108 of a Unix socket address.
+    monkeypatch.setattr(tempfile, "tempdir", base)
+    monkeypatch.setattr(_tls_relay, "_REAPED", [True])
+    relay = _tls_relay.UnverifiedTlsRelay("127.0.0.1", 9, "auth.spot.robot")
+    directory = os.path.dirname(relay.target[len("unix:"):])
+    assert os.path.isdir(directory)
+    assert len(os.fsencode(relay.target[len("unix:"):])) <= 107  # bound, in $TMPDIR or in /tmp when it is too long
+    relay.close()
+    assert relay_dirs(base) == [] and not os.path.exists(directory)
 
 
 RELAY_PROCESS = textwrap.dedent("""
