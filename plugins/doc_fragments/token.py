@@ -107,6 +107,20 @@ options:
       - Seconds a cached token must still be valid to be used as it is.
     type: int
     default: 3600
+  refusal_ttl:
+    description:
+      - Seconds a refused credential is remembered across runs, with O(token_cache) set. During that time it is not
+        sent to that robot for that user again; the task fails at once with the original C(error_type), saying when
+        the robot refused it. A different credential is sent. A lockout stops every login of that user for its
+        60 seconds.
+      - The refusal is recorded beside the cache entry, in C(<serial>.<username>.refused) (or
+        C(<hostname>_<port>.<username>.refused)), as a salted hash of the credential, never the credential itself.
+        Delete that file to send the credential again at once.
+      - The default of one hour means a run every 5 minutes with a wrong password reaches the robot once an hour,
+        far from its lockout (6 failures in a row). V(0) turns the memory off. At most 604800 (7 days).
+    type: int
+    default: 3600
+    version_added: 0.1.0
   session:
     description:
       - Whether the handshakes of one C(ansible-playbook) run go through the run's session, a local agent process
@@ -202,6 +216,10 @@ options:
     ini:
       - section: spot_auth
         key: token_cache_margin
+  refusal_ttl:
+    ini:
+      - section: spot_auth
+        key: refusal_ttl
   session:
     env:
       - name: SPOT_AUTH_SESSION

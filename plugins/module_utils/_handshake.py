@@ -16,7 +16,8 @@ import time
 from concurrent.futures import Future
 
 from ansible_collections.spot.auth.plugins.module_utils._client import settle
-from ansible_collections.spot.auth.plugins.module_utils._errors import InvalidTokenError, unexpected_error
+from ansible_collections.spot.auth.plugins.module_utils._errors import InvalidTokenError, SpotAuthError, unexpected_error
+from ansible_collections.spot.auth.plugins.module_utils._refusals import RefusalFileError
 from ansible_collections.spot.auth.plugins.module_utils._token_cache import TokenCacheError
 from ansible_collections.spot.auth.plugins.module_utils._tokens import TokenTimes, filing_mismatch
 
@@ -51,15 +52,29 @@ def obtain_async(settings, client):
     cache = settings.cache()
     warnings = []
     cached = _usable_cache_entry(settings, cache, warnings) if cache is not None else None
+    memory = settings.refusal_memory()
     outcome = Future()
 
     def fail(exc):
         settle(outcome, error=unexpected_error(exc, settings.hostname, settings.port, settings.secrets()))
 
-    def then(start_call, method, fall_back=None):
+    def remembering(action, *args):
+        """Run a refusal memory action; a record file that fails its checks costs a warning, not the handshake."""
+        try:
+            action(*args)
+        except RefusalFileError as error:
+            warnings.append(str(error))
+
+    def then(start_call, method, fall_back=None, credential=None):
+        """Start a call; ``credential`` (the secrets it sends) is checked against and recorded in the memory."""
         def callback(finished):
             try:
                 error = finished.exception()
+                if credential is not None and memory is not None:
+                    if error is None:
+                        remembering(memory.forget, credential)
+                    else:
+                        remembering(memory.record, credential, error)
                 if error is None:
                     token = finished.result()
                     warnings.extend(store_in_cache(settings, token, cache))
@@ -69,12 +84,17 @@ def obtain_async(settings, client):
             except Exception as exc:
                 fail(exc)
         try:
+            if credential is not None and memory is not None:
+                remembering(memory.check, credential)  # raises the refusal a run before this one got
             start_call().add_done_callback(callback)
+        except SpotAuthError as refused:
+            settle(outcome, error=refused)
         except Exception as exc:
             fail(exc)
 
     def log_in():
-        then(lambda: client.auth_async(settings.username, settings.password, app_token=settings.app_token), "password")
+        then(lambda: client.auth_async(settings.username, settings.password, app_token=settings.app_token), "password",
+             credential=(settings.password, settings.app_token))
 
     if cached is not None:
         token, stored_at = cached
@@ -90,7 +110,8 @@ def obtain_async(settings, client):
 
         then(lambda: client.auth_with_token_async(token, app_token=settings.app_token), "token", fall_back_to_password)
     elif settings.token:
-        then(lambda: client.auth_with_token_async(settings.token, app_token=settings.app_token), "token")
+        then(lambda: client.auth_with_token_async(settings.token, app_token=settings.app_token), "token",
+             credential=(settings.token, settings.app_token))
     else:
         log_in()
     return outcome

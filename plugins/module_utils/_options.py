@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping, Sequence, Set
 
 from ansible.module_utils.common.validation import check_type_bool, check_type_float, check_type_int
-from ansible_collections.spot.auth.plugins.module_utils import _client
+from ansible_collections.spot.auth.plugins.module_utils import _client, _refusals
 from ansible_collections.spot.auth.plugins.module_utils._errors import InvalidOptionError
 from ansible_collections.spot.auth.plugins.module_utils._token_cache import DEFAULT_MARGIN as DEFAULT_CACHE_MARGIN
 from ansible_collections.spot.auth.plugins.module_utils._token_cache import TokenCache, entry_name
@@ -44,6 +44,7 @@ OPTION_SOURCES = {
     "serial": {"var": "spot_serial"},
     "token_cache": {"var": "spot_token_cache", "ini": "token_cache"},
     "token_cache_margin": {"ini": "token_cache_margin"},
+    "refusal_ttl": {"ini": "refusal_ttl"},
     "session": {"env": "SPOT_AUTH_SESSION", "ini": "session"},
 }
 HOST_VARS = {name: where["var"] for name, where in OPTION_SOURCES.items() if "var" in where}
@@ -65,6 +66,7 @@ OPTION_SPEC = {
     "serial": {"type": "str"},
     "token_cache": {"type": "path"},
     "token_cache_margin": {"type": "int", "default": DEFAULT_CACHE_MARGIN, "no_log": False},
+    "refusal_ttl": {"type": "int", "default": _refusals.DEFAULT_TTL},
     "session": {"type": "bool", "default": True},
 }
 MUTUALLY_EXCLUSIVE = [("password", "token")]
@@ -106,6 +108,12 @@ class AuthSettings:
     def cache(self):
         """The ``TokenCache`` of ``token_cache``, or None."""
         return TokenCache(self.token_cache) if self.token_cache else None
+
+    def refusal_memory(self):
+        """The ``RefusalMemory`` of this robot and user in ``token_cache``, or None (no cache, or ``refusal_ttl`` 0)."""
+        if not self.token_cache or not self.refusal_ttl:
+            return None
+        return _refusals.RefusalMemory(self.cache().refusal_path(self.cache_entry), self.refusal_ttl)
 
     @property
     def cache_entry(self):
@@ -262,6 +270,7 @@ def settings_from(params, runs_here=True):
     values["retries"] = _whole_number("retries", values["retries"], 0, MAX_RETRIES)
     values["token_cache_margin"] = _whole_number("token_cache_margin", values["token_cache_margin"], 0, MAX_CACHE_MARGIN,
                                                  unit=" of seconds")
+    values["refusal_ttl"] = _whole_number("refusal_ttl", values["refusal_ttl"], 0, _refusals.MAX_TTL, unit=" of seconds")
     values["validate_certs"] = _boolean("validate_certs", values["validate_certs"])
     values["session"] = _boolean("session", values["session"])
     values["token_cache"] = _path("token_cache", values["token_cache"])

@@ -85,6 +85,11 @@ class TokenCache:
     def path(self, name):
         return os.path.join(self.directory, name)
 
+    def refusal_path(self, name):
+        """Where the refusals of entry ``name``'s robot and user are recorded (``<robot>.<user>.refused``)."""
+        self._check_directory()
+        return self.path(name[:-len(".jwt")] + ".refused" if name.endswith(".jwt") else name + ".refused")
+
     def read(self, name):
         """The token stored under ``name``, or None when there is none or it is unusable as a token.
 

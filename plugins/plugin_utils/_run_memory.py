@@ -17,21 +17,10 @@ import hmac
 import os
 import time
 
-from ansible_collections.spot.auth.plugins.module_utils._errors import (
-    ExpiredApplicationTokenError,
-    InvalidApplicationTokenError,
-    InvalidLoginError,
-    InvalidTokenError,
-    TemporarilyLockedOutError,
-    error_from_result,
-)
+from ansible_collections.spot.auth.plugins.module_utils._errors import TemporarilyLockedOutError, error_from_result
+# The same answers count as refusals within a run as across runs; a lockout ends by itself after 60 s.
+from ansible_collections.spot.auth.plugins.module_utils._refusals import LOCKOUT_SECONDS, REFUSALS
 from ansible_collections.spot.auth.plugins.module_utils._tokens import TokenTimes
-
-# Answers that must not be met by sending the same credentials again.
-REFUSALS = (InvalidLoginError, InvalidTokenError, TemporarilyLockedOutError,
-            InvalidApplicationTokenError, ExpiredApplicationTokenError)
-# A lockout ends by itself (protocol: 60 s); the credential may be right, so it is tried again after.
-LOCKOUT_SECONDS = 60.0
 
 
 def credential_of(settings):

@@ -100,7 +100,12 @@ def test_wrong_password_is_sent_once_and_never_cached(robot, tmp_path):
     with pytest.raises(InvalidLoginError):
         _handshake.obtain(settings)
     assert kinds(robot) == ["password"]
-    assert os.listdir(str(tmp_path / "cache")) == []
+    assert os.listdir(str(tmp_path / "cache")) == [settings.cache_entry[:-len(".jwt")] + ".refused"]  # no token
+    refused_file = (tmp_path / "cache" / os.listdir(str(tmp_path / "cache"))[0]).read_bytes()
+    assert b"not-it" not in refused_file and oct(os.stat(str(tmp_path / "cache")).st_mode & 0o777) == "0o700"
+    with pytest.raises(InvalidLoginError, match="not sent again before"):
+        _handshake.obtain(settings)  # another run: the memory answers, the robot is not asked
+    assert kinds(robot) == ["password"]
 
 
 def test_sdk_token_cache_reads_our_entry(robot, tmp_path):
