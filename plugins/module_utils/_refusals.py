@@ -97,8 +97,9 @@ class RefusalMemory:
 
     def forget(self, credential):
         """The robot accepted ``credential``: drop what was recorded against it (a lockout has ended too)."""
-        if not os.path.exists(self.path):
-            return
+        data = self._read()
+        if not data or not data.get("refusals"):
+            return  # the usual case: nothing recorded, nothing to write
 
         def change(data):
             salt = bytes.fromhex(data.get("salt", ""))
