@@ -107,6 +107,19 @@ options:
       - Seconds a cached token must still be valid to be used as it is.
     type: int
     default: 3600
+  token_cache_mode:
+    description:
+      - How O(token_cache) is used.
+      - V(use) serves a fresh cached token, re-mints an older one, writes every new token, and remembers refusals
+        (see O(refusal_ttl)).
+      - V(refresh) never serves or re-mints a cached token. It logs in (or re-mints O(token)), so the credential
+        itself is proven, then writes the new token. This is how a new password is verified.
+      - V(refusals_only) neither reads nor writes tokens and only remembers refusals, for example for an old
+        password whose tokens must not replace the cached ones.
+    type: str
+    choices: [use, refresh, refusals_only]
+    default: use
+    version_added: 0.1.0
   refusal_ttl:
     description:
       - Seconds a refused credential is remembered across runs, with O(token_cache) set. During that time it is not

@@ -51,7 +51,7 @@ def obtain_async(settings, client):
     """
     cache = settings.cache()
     warnings = []
-    cached = _usable_cache_entry(settings, cache, warnings) if cache is not None else None
+    cached = _usable_cache_entry(settings, cache, warnings) if settings.reads_cache else None
     memory = settings.refusal_memory()
     outcome = Future()
 
@@ -137,9 +137,9 @@ def _usable_cache_entry(settings, cache, warnings):
 
 def store_in_cache(settings, token, cache=None):
     """Write ``token`` to the ``token_cache`` entry of ``settings`` (if any); returns warnings, never raises."""
-    cache = cache or settings.cache()
-    if cache is None:
+    if not settings.writes_cache:
         return []
+    cache = cache or settings.cache()
     try:
         if cache.read(settings.cache_entry) == token:
             return []  # already there (a token reused within the run): no write, no fsync

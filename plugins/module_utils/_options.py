@@ -67,6 +67,7 @@ OPTION_SPEC = {
     "token_cache": {"type": "path"},
     "token_cache_margin": {"type": "int", "default": DEFAULT_CACHE_MARGIN, "no_log": False},
     "refusal_ttl": {"type": "int", "default": _refusals.DEFAULT_TTL},
+    "token_cache_mode": {"type": "str", "default": "use", "choices": ["use", "refresh", "refusals_only"], "no_log": False},
     "session": {"type": "bool", "default": True},
 }
 MUTUALLY_EXCLUSIVE = [("password", "token")]
@@ -108,6 +109,16 @@ class AuthSettings:
     def cache(self):
         """The ``TokenCache`` of ``token_cache``, or None."""
         return TokenCache(self.token_cache) if self.token_cache else None
+
+    @property
+    def reads_cache(self):
+        """Whether a cached token may be served or re-minted (``token_cache_mode`` use)."""
+        return bool(self.token_cache) and self.token_cache_mode == "use"
+
+    @property
+    def writes_cache(self):
+        """Whether a token obtained goes to the cache (``token_cache_mode`` use or refresh)."""
+        return bool(self.token_cache) and self.token_cache_mode != "refusals_only"
 
     def refusal_memory(self):
         """The ``RefusalMemory`` of this robot and user in ``token_cache``, or None (no cache, or ``refusal_ttl`` 0)."""
@@ -271,6 +282,7 @@ def settings_from(params, runs_here=True):
     values["token_cache_margin"] = _whole_number("token_cache_margin", values["token_cache_margin"], 0, MAX_CACHE_MARGIN,
                                                  unit=" of seconds")
     values["refusal_ttl"] = _whole_number("refusal_ttl", values["refusal_ttl"], 0, _refusals.MAX_TTL, unit=" of seconds")
+    values["token_cache_mode"] = _choice("token_cache_mode", values["token_cache_mode"], OPTION_SPEC["token_cache_mode"]["choices"])
     values["validate_certs"] = _boolean("validate_certs", values["validate_certs"])
     values["session"] = _boolean("session", values["session"])
     values["token_cache"] = _path("token_cache", values["token_cache"])
@@ -288,12 +300,17 @@ def settings_from(params, runs_here=True):
     return AuthSettings(**values)
 
 
+def _choice(name, value, choices):
+    value = _string(name, value, max_length=64)
+    if value not in choices:
+        raise InvalidOptionError(name, "expected one of %s, got %s" % (", ".join(choices), _describe(name, value)))
+    return value
+
+
 def lookup_options_from(params):
     """(on_error, concurrency) of the lookup's own options, parsed like every other option."""
     on_error = params.get("on_error")
-    on_error = "fail" if on_error is None else _string("on_error", on_error, max_length=16)
-    if on_error not in ON_ERROR_CHOICES:
-        raise InvalidOptionError("on_error", "expected one of %s, got %s" % (", ".join(ON_ERROR_CHOICES), _describe("on_error", on_error)))
+    on_error = "fail" if on_error is None else _choice("on_error", on_error, ON_ERROR_CHOICES)
     concurrency = params.get("concurrency")
     concurrency = DEFAULT_CONCURRENCY if concurrency is None else _whole_number("concurrency", concurrency, 1, MAX_CONCURRENCY)
     return on_error, concurrency

@@ -114,3 +114,25 @@ def test_sdk_token_cache_reads_our_entry(robot, tmp_path):
     outcome = _handshake.obtain(settings)
     sdk_cache = token_cache.TokenCacheFilesystem(str(tmp_path / "cache"))
     assert sdk_cache.read("%s.%s" % (robot.serial, robot.username)).decode() == outcome.token
+
+
+def test_refresh_mode_proves_the_password_and_replaces_a_fresh_entry(robot, tmp_path):
+    settings = settings_for(robot, tmp_path)
+    cached = _handshake.obtain(settings).token
+    refreshed = _handshake.obtain(settings_for(robot, tmp_path, token_cache_mode="refresh"))
+    assert refreshed.method == "password" and refreshed.token != cached
+    assert settings.cache().read(settings.cache_entry) == refreshed.token
+    assert kinds(robot) == ["password", "password"]
+
+
+def test_refusals_only_mode_neither_reads_nor_writes_tokens_but_remembers_refusals(robot, tmp_path):
+    settings = settings_for(robot, tmp_path)
+    cached = _handshake.obtain(settings).token
+    other = _handshake.obtain(settings_for(robot, tmp_path, token_cache_mode="refusals_only"))
+    assert other.method == "password" and settings.cache().read(settings.cache_entry) == cached  # left alone
+    wrong = settings_for(robot, tmp_path, token_cache_mode="refusals_only", password="old-and-wrong")
+    for _attempt in range(2):
+        with pytest.raises(InvalidLoginError):
+            _handshake.obtain(wrong)
+    assert kinds(robot) == ["password", "password", "password"]  # the wrong one reached the robot once
+    assert settings.cache().read(settings.cache_entry) == cached
