@@ -80,7 +80,7 @@ def obtain_async(settings, client):
                     warnings.extend(store_in_cache(settings, token, cache))
                     settle(outcome, Outcome(token, method, warnings))
                 elif fall_back is None or not fall_back(error):
-                    settle(outcome, error=error)
+                    settle(outcome, error=_with_warnings(error, warnings))
             except Exception as exc:
                 fail(exc)
         try:
@@ -88,7 +88,7 @@ def obtain_async(settings, client):
                 remembering(memory.check, credential)  # raises the refusal a run before this one got
             start_call().add_done_callback(callback)
         except SpotAuthError as refused:
-            settle(outcome, error=refused)
+            settle(outcome, error=_with_warnings(refused, warnings))
         except Exception as exc:
             fail(exc)
 
@@ -115,6 +115,14 @@ def obtain_async(settings, client):
     else:
         log_in()
     return outcome
+
+
+def _with_warnings(error, warnings):
+    """``error``, telling also what a user should hear about (an unusable cache entry or refusal record)."""
+    if warnings:
+        error.message = "%s (also: %s)" % (error.message, "; ".join(warnings))
+        error.args = (error.message,)
+    return error
 
 
 def _usable_cache_entry(settings, cache, warnings):

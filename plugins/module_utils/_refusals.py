@@ -21,6 +21,7 @@ import fcntl
 import hashlib
 import hmac
 import json
+import math
 import os
 import stat
 import time
@@ -39,6 +40,7 @@ _ITERATIONS = 20000  # a few milliseconds per check, and only where a robot refu
 _MAX_RECORDS = 32
 _MAX_FILE_BYTES = 64 * 1024
 _ANY_CREDENTIAL = "*"
+_LAST_TIME = 253402300799  # 9999-12-31T23:59:59Z: what time.gmtime can show
 
 
 class RefusalFileError(Exception):
@@ -68,13 +70,19 @@ class RefusalMemory:
         salt = bytes.fromhex(data.get("salt", ""))
         digest = None
         for record in data.get("refusals", []):
-            if record.get("until", 0) <= now:
+            if self._until(record) <= now:
                 continue
             if record.get("digest") != _ANY_CREDENTIAL:
                 digest = digest or credential_digest(salt, credential)
                 if not hmac.compare_digest(record.get("digest", ""), digest):
                     continue
             raise self._recalled(record)
+
+    def _until(self, record):
+        """When a record stops holding a credential back: a lower refusal_ttl than it was made with shortens it."""
+        if record["digest"] == _ANY_CREDENTIAL:
+            return record["until"]
+        return min(record["until"], record["at"] + self.ttl)
 
     def record(self, credential, error):
         """Remember that ``credential`` got the refusal ``error`` (nothing for other errors)."""
@@ -86,7 +94,7 @@ class RefusalMemory:
 
         def change(data):
             salt = bytes.fromhex(data.setdefault("salt", os.urandom(16).hex()))
-            kept = [r for r in data.get("refusals", []) if r.get("until", 0) > now]
+            kept = [r for r in data.get("refusals", []) if self._until(r) > now]
             kept.append({"digest": _ANY_CREDENTIAL if locked else credential_digest(salt, credential),
                          "at": now, "until": now + (LOCKOUT_SECONDS if locked else self.ttl),
                          "error": {name: fields[name] for name in ("msg", "error_type", "status", "grpc_code", "hostname")}})
@@ -105,7 +113,7 @@ class RefusalMemory:
             salt = bytes.fromhex(data.get("salt", ""))
             digest = credential_digest(salt, credential)
             data["refusals"] = [r for r in data.get("refusals", [])
-                                if r.get("digest") not in (digest, _ANY_CREDENTIAL) and r.get("until", 0) > self._clock()]
+                                if r["digest"] not in (digest, _ANY_CREDENTIAL) and self._until(r) > self._clock()]
             return data
 
         self._update(change)
@@ -113,7 +121,7 @@ class RefusalMemory:
     def _recalled(self, record):
         fields = dict(record.get("error") or {})
         refused_at = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(record.get("at", 0)))
-        until = time.strftime("%H:%M:%S UTC", time.gmtime(record.get("until", 0)))
+        until = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(self._until(record)))
         if record.get("digest") == _ANY_CREDENTIAL:
             why = "the user was locked out at %s; no login is sent before %s" % (refused_at, until)
         else:
@@ -178,6 +186,17 @@ def _decode(raw):
     return data
 
 
+_REFUSAL_TYPES = frozenset(cls.__name__ for cls in REFUSALS)
+
+
 def _well_formed(record):
-    return (isinstance(record, dict) and isinstance(record.get("digest"), str) and isinstance(record.get("error"), dict)
-            and all(isinstance(record.get(name), (int, float)) and not isinstance(record.get(name), bool) for name in ("at", "until")))
+    """Whether a record is one this module writes: a refusal type, and real times no further apart than allowed."""
+    if not isinstance(record, dict) or not isinstance(record.get("digest"), str) or not isinstance(record.get("error"), dict):
+        return False
+    if record["error"].get("error_type") not in _REFUSAL_TYPES:
+        return False
+    times = [record.get(name) for name in ("at", "until")]
+    if not all(isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) for value in times):
+        return False
+    longest = LOCKOUT_SECONDS if record["digest"] == _ANY_CREDENTIAL else MAX_TTL
+    return 0 <= times[0] <= times[1] <= times[0] + longest and times[1] < _LAST_TIME

@@ -78,3 +78,26 @@ def login_play(options="{}"):
     - name: login
       spot.auth.token: %s
 """ % options
+
+
+def write_vars(tmp_path, name, data):
+    """An extra-vars file, so that nothing secret is on the command line."""
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data))
+    return ["-e", "@%s" % path]
+
+
+def outcomes(robot):
+    """The statuses a simulated robot answered, in order."""
+    return [record.outcome for record in robot.requests]
+
+
+def forget_requests(fleet):
+    """Start counting requests afresh, keeping lockouts and rate-limit state."""
+    for robot in fleet:
+        robot.reset(records=True, lockouts=False, faults=False, rate_limit=False)
+
+
+def sent(robot):
+    """What the robot received since forget_requests: ['password:STATUS_OK', 'token:STATUS_INVALID_TOKEN', ...]."""
+    return ["%s:%s" % (record.kind, record.outcome) for record in robot.requests]

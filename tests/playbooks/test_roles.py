@@ -15,8 +15,7 @@ import stat
 import xml.etree.ElementTree as ET
 
 import pytest
-import yaml
-from helpers import edit_inventory, spot_hosts, strip_credentials
+from helpers import edit_inventory, forget_requests, sent, spot_hosts, strip_credentials, write_vars
 
 from ansible_collections.spot.auth.plugins.module_utils._client import AuthClient
 from ansible_collections.spot.auth.plugins.module_utils._errors import SpotAuthError
@@ -32,13 +31,6 @@ JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
 
 # ---- helpers ---------------------------------------------------------------------------------
-
-
-def write_vars(tmp_path, name, data):
-    """An extra-vars file, so that secrets never appear on the command line (-vvvv prints it)."""
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(data))
-    return ["-e", "@%s" % path]
 
 
 def cache_entry(cache_dir, robot):
@@ -61,17 +53,6 @@ def read_entry(cache_dir, robot):
         return None
     with open(path) as handle:
         return handle.read().strip()
-
-
-def forget_requests(fleet):
-    """Start counting requests afresh, keeping lockouts and rate-limit state."""
-    for robot in fleet:
-        robot.reset(records=True, lockouts=False, faults=False, rate_limit=False)
-
-
-def sent(robot):
-    """What the robot received since forget_requests: ['password:STATUS_OK', 'token:STATUS_INVALID_TOKEN', ...]."""
-    return ["%s:%s" % (record.kind, record.outcome) for record in robot.requests]
 
 
 def lock_out(robot, ca_pem):
@@ -230,14 +211,15 @@ def test_rotate_proves_a_new_password_and_replaces_the_cached_tokens(fleet_facto
     assert "ESTABLISH LOCAL CONNECTION" in run.text  # every run is made at -vvvv and searched for secrets
     report = load_json(report_path)
     assert report["mode"] == "new_password"
-    assert report["counts"] == {"verified": 5, "failed": 1}
-    assert report["attention"] == [{"robot": "robot-006", "error_type": "InvalidLoginError", "step": "verify",
-                                    "msg": report["robots"]["robot-006"]["msg"], "retryable": False}]
+    assert report["counts"] == {"verified": 5, "still_old": 1, "failed": 0}
+    assert report["attention"] == [] and report["still_old"] == ["robot-006"]
+    assert report["robots"]["robot-006"]["outcome"] == "still_old"
     for robot in list(fleet)[:5]:
-        # The new password, then the old cached token (refused: older than the change), then the new password.
-        assert sent(robot) == ["password:STATUS_OK", "token:STATUS_INVALID_TOKEN", "password:STATUS_OK"], robot.name
-    # The robot that still has the old password got the new one once and nothing else (the old one is never sent).
-    assert sent(fleet["robot-006"]) == ["password:STATUS_INVALID_LOGIN"]
+        # The new password, once: the login proves it, and its token replaces the cache entry.
+        assert sent(robot) == ["password:STATUS_OK"], robot.name
+    # The robot that still has the old password refused the new one once, then accepted the current one, once.
+    assert sent(fleet["robot-006"]) == ["password:STATUS_INVALID_LOGIN", "password:STATUS_OK"]
+    assert "still on the old password (1;" in "\n".join(summary_lines(run))
     new_tokens = [read_entry(cache, robot) for robot in fleet]
     assert all(new != old for new, old in zip(new_tokens[:5], old_tokens[:5]))
     assert new_tokens[5] == old_tokens[5]  # robot-006 keeps its still valid token
@@ -303,9 +285,11 @@ def test_max_fail_percentage_passes_at_the_limit_and_fails_above_it(fleet_factor
     assert above.returncode == 2, above.text
     # Every robot was still tried, the summary and the report came first, and only the verdict failed.
     assert [len(sent(robot)) for robot in fleet] == [1, 1, 0, 1, 1]
-    assert summary_lines(above)[0].endswith("the play fails above 19.9 %: FAILED)")
-    (verdict,) = role_task(above, "Fail when too many robots failed").values()
-    assert verdict["outcome"] == "failed" and "1 of 5 robots failed (20.0 %)" in verdict["msg"] and "robot-003" in verdict["msg"]
+    # The summary is the task that fails the play, so it is the last thing printed either way.
+    (verdict,) = role_task(above, "Show the summary").values()
+    assert verdict["outcome"] == "failed"
+    assert verdict["msg"][0].endswith("the play fails above 19.9 %: FAILED)")
+    assert "1 of 5 robots failed (20.0 %)" in verdict["msg"][-1] and "robot-003" in verdict["msg"][-1]
     report = load_json(tmp_path / "rotate.json")
     assert report["passed"] is False and report["attention"][0]["robot"] == "robot-003"
 

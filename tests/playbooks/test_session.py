@@ -12,7 +12,7 @@ __metaclass__ = type
 
 import pytest
 import yaml
-from helpers import edit_inventory, spot_hosts
+from helpers import edit_inventory, outcomes, spot_hosts, write_vars
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -29,17 +29,6 @@ def give_wrong_password(inventory, secrets, *names):
             spot_hosts(data)[name]["spot_password"] = WRONG_PASSWORD
 
     edit_inventory(inventory, configure)
-
-
-def write_vars(tmp_path, name, data):
-    """An extra-vars file, so that nothing secret is on the command line."""
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(data))
-    return ["-e", "@%s" % path]
-
-
-def outcomes(robot):
-    return [record.outcome for record in robot.requests]
 
 
 def assert_one_wrong_login(robot):
