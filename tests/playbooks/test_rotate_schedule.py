@@ -102,6 +102,8 @@ def test_a_staged_password_change_across_twenty_robots(fleet_factory, run_playbo
 
         report = json.loads((output_dir / "rotate-report.json").read_text())
         assert report["counts"] == {"verified": 10, "still_old": 10, "failed": 0}, attempt
+        # Every robot took one of the two passwords: no robot shows as skipped in any task.
+        assert [line for line in run.stdout.splitlines() if line.startswith("skipping:")] == [], attempt
         assert report["still_old"] == NOT_YET and report["attention"] == [] and report["passed"] is True
         assert {name: result["outcome"] for name, result in report["robots"].items()} == dict(
             [(name, "verified") for name in CHANGED] + [(name, "still_old") for name in NOT_YET])
