@@ -22,7 +22,7 @@ import time
 
 import pytest
 
-from conftest import MINTED, PASSWORD, respond
+from ansible_collections.spot.auth.tests.unit.conftest import MINTED, PASSWORD, respond
 
 from ansible_collections.spot.auth.plugins.module_utils import _handshake
 from ansible_collections.spot.auth.plugins.module_utils._errors import (
