@@ -24,6 +24,7 @@ import time
 
 import pytest
 from helpers import login_play, playbook_environment
+from processes import alive, descendants, kill_quietly, processes, spot_auth_entries, start_ticks, wait_until
 
 UID = os.getuid()
 AGENT_MARKER = b"plugin_utils._agent"
@@ -40,64 +41,6 @@ UNVERIFIED = "{validate_certs: false, timeout: 300, retries: 0}"
 
 # -- processes and directories -------------------------------------------------------------------
 
-def wait_until(predicate, seconds, interval=0.1):
-    """Poll ``predicate`` for at most ``seconds``; its last value."""
-    give_up = time.monotonic() + seconds
-    while True:
-        value = predicate()
-        if value or time.monotonic() > give_up:
-            return value
-        time.sleep(interval)
-
-
-def read_proc(pid, name):
-    try:
-        with open("/proc/%d/%s" % (pid, name), "rb") as handle:
-            return handle.read()
-    except OSError:
-        return b""
-
-
-def stat_fields(pid):
-    """The fields of /proc/<pid>/stat after the command name (state first), or None."""
-    parts = read_proc(pid, "stat").rsplit(b")", 1)
-    return parts[1].split() if len(parts) == 2 else None
-
-
-def start_ticks(pid):
-    fields = stat_fields(pid)
-    return int(fields[19]) if fields else None
-
-
-def alive(pid, ticks):
-    """Whether process ``pid`` started at ``ticks`` still runs (a zombie has ended)."""
-    fields = stat_fields(pid)
-    return bool(fields) and int(fields[19]) == ticks and fields[0] not in (b"Z", b"X")
-
-
-def processes():
-    """{pid: (parent pid, command line)} of the processes alive now."""
-    table = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            fields = stat_fields(int(entry))
-            if fields:
-                table[int(entry)] = (int(fields[1]), read_proc(int(entry), "cmdline"))
-    return table
-
-
-def descendants(root):
-    children = {}
-    for pid, (ppid, _cmdline) in processes().items():
-        children.setdefault(ppid, []).append(pid)
-    found, todo = [], [root]
-    while todo:  # each pid is visited once: bounded by the process table
-        for child in children.get(todo.pop(), ()):
-            if child not in found:
-                found.append(child)
-                todo.append(child)
-    return found
-
 
 def agents_under(tmpdir):
     """pids of the session agents whose directory is in ``tmpdir`` (their command line names it)."""
@@ -108,18 +51,6 @@ def agents_under(tmpdir):
 
 def relay_dirs(tmpdir):
     return sorted(name for name in os.listdir(str(tmpdir)) if name.startswith("spot-auth-relay-"))
-
-
-def spot_auth_entries(tmpdir):
-    return sorted(name for name in os.listdir(str(tmpdir)) if name.startswith("spot-auth-"))
-
-
-def kill_quietly(pid, ticks):
-    if start_ticks(pid) == ticks:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
 
 
 def age(path, seconds):

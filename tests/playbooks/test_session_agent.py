@@ -26,10 +26,10 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 
 import pytest
 from helpers import COLLECTIONS_PATH, edit_inventory, login_play, playbook_environment, spot_hosts
+from processes import alive, descendants, kill_quietly, processes, read_proc, spot_auth_entries, start_ticks, wait_until
 
 from ansible_collections.spot.auth.plugins.module_utils._options import settings_from
 from ansible_collections.spot.auth.plugins.plugin_utils import _agent
@@ -52,60 +52,6 @@ RUN_SECONDS = 180  # for a whole run
 
 # -- processes and directories -------------------------------------------------------------------
 
-def wait_until(predicate, seconds, interval=0.1):
-    """Poll ``predicate`` for at most ``seconds``; its last value."""
-    give_up = time.monotonic() + seconds
-    while True:
-        value = predicate()
-        if value or time.monotonic() > give_up:
-            return value
-        time.sleep(interval)
-
-
-def read_proc(pid, name):
-    try:
-        with open("/proc/%d/%s" % (pid, name), "rb") as handle:
-            return handle.read()
-    except OSError:
-        return b""  # gone in the meantime
-
-
-def start_ticks(pid):
-    """Field 22 of /proc/<pid>/stat (start time in clock ticks since boot), or None."""
-    fields = read_proc(pid, "stat").rsplit(b")", 1)
-    return int(fields[1].split()[19]) if len(fields) == 2 else None
-
-
-def alive(pid, ticks):
-    """Whether process ``pid`` started at ``ticks`` still runs (a zombie has ended: its parent has yet to reap it)."""
-    fields = read_proc(pid, "stat").rsplit(b")", 1)
-    return len(fields) == 2 and int(fields[1].split()[19]) == ticks and fields[1].split()[0] not in (b"Z", b"X")
-
-
-def processes():
-    """{pid: (parent pid, command line)} of the processes alive now."""
-    table = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            fields = read_proc(int(entry), "stat").rsplit(b")", 1)
-            if len(fields) == 2:
-                table[int(entry)] = (int(fields[1].split()[1]), read_proc(int(entry), "cmdline"))
-    return table
-
-
-def descendants(root, table=None):
-    """pids of the processes below ``root``."""
-    children = {}
-    for pid, (ppid, _cmdline) in (table or processes()).items():
-        children.setdefault(ppid, []).append(pid)
-    found, todo = [], [root]
-    while todo:  # each pid is visited once: bounded by the process table
-        for child in children.get(todo.pop(), ()):
-            if child not in found:
-                found.append(child)
-                todo.append(child)
-    return found
-
 
 def agents_in(directory):
     """pids of the session agents whose session directory is ``directory`` or below it (one argument of their command line)."""
@@ -119,11 +65,6 @@ def agents_in(directory):
 def agents_under(tmpdir):
     """pids of this user's session agents whose directory is in ``tmpdir`` (``<tmpdir>/spot-auth-<uid>/<run>``)."""
     return agents_in(os.path.join(str(tmpdir), USER_DIRECTORY))
-
-
-def spot_auth_entries(tmpdir):
-    """Everything named ``spot-auth-*`` in ``tmpdir``: the users' directories."""
-    return sorted(name for name in os.listdir(str(tmpdir)) if name.startswith("spot-auth-"))
 
 
 def session_dirs(tmpdir):
@@ -151,16 +92,6 @@ def assert_private_directory(path, uid=UID):
     info = os.lstat(str(path))
     assert stat.S_ISDIR(info.st_mode) and info.st_uid == uid and stat.S_IMODE(info.st_mode) == 0o700, \
         "%s: mode %o, uid %d" % (path, info.st_mode, info.st_uid)
-
-
-def kill_quietly(pid, ticks=None):
-    """SIGKILL ``pid`` if it is still the process it was (same start time)."""
-    if ticks is not None and start_ticks(pid) != ticks:
-        return
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except OSError:
-        pass
 
 
 def uid_of(pid):
