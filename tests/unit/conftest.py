@@ -45,12 +45,14 @@ class Pki:
         return self.ca.cert_pem
 
 
-def respond(status="STATUS_OK", header_code="CODE_OK", token=MINTED, with_header=True):
+def respond(status="STATUS_OK", header_code="CODE_OK", token=MINTED, with_header=True, header_message=""):
     """A handler answering every request with the given response fields (names or numbers)."""
     def handler(request, context):
         response = _wire.messages.GetAuthTokenResponse()
         if with_header:
             response.header.error.code = header_code
+            if header_message:
+                response.header.error.message = header_message
         response.status = status
         if token:
             response.token = token

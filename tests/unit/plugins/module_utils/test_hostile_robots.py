@@ -17,10 +17,10 @@ from concurrent.futures import TimeoutError as FutureTimeoutError
 import grpc
 import pytest
 
-from ansible_collections.spot.auth.plugins.module_utils import _errors, _handshake, _wire
+from ansible_collections.spot.auth.plugins.module_utils import _errors, _handshake
 from ansible_collections.spot.auth.plugins.module_utils._client import AuthClient, worst_case_seconds
 from ansible_collections.spot.auth.plugins.module_utils._options import settings_from
-from ansible_collections.spot.auth.tests.unit.conftest import PASSWORD, abort
+from ansible_collections.spot.auth.tests.unit.conftest import PASSWORD, abort, respond
 
 
 class RawRobot:
@@ -157,19 +157,6 @@ TERMINAL_ATTACK_SHOWN = "\\x1b[2J\\x1b[H fake PLAY RECAP ****** robot-001 : ok=1
 UNSAFE_CATEGORIES = frozenset(("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"))
 
 
-def answer(header_code="CODE_OK", status="STATUS_OK", token="", header_message=""):
-    """A handler answering a well-formed GetAuthTokenResponse with exactly these fields."""
-    response = _wire.messages.GetAuthTokenResponse()
-    response.header.error.code = header_code
-    if header_message:
-        response.header.error.message = header_message
-    response.status = status
-    if token:
-        response.token = token
-    payload = response.SerializeToString()
-    return lambda request, context: payload
-
-
 def settled(future, bound):
     """The token or the error ``future`` ends in; a test failure if it is still pending after ``bound`` seconds."""
     try:
@@ -212,7 +199,7 @@ UNUSABLE_TOKENS = [
 
 @pytest.mark.parametrize("token", UNUSABLE_TOKENS, ids=lambda token: ascii(token)[:24])
 def test_status_ok_with_an_unusable_token_is_a_malformed_response(robot_factory, pki, ca_file, tmp_path, token):
-    robot = robot_factory(answer(token=token))
+    robot = robot_factory(respond(token=token))
     got = ask(robot, pki)
     assert_typed_and_safe(got, _errors.MalformedResponseError)
     assert "printable ASCII" in got.message
@@ -236,21 +223,21 @@ HEADER_CODES = [
 
 @pytest.mark.parametrize("header_code, error_class", HEADER_CODES, ids=[str(code[0]) for code in HEADER_CODES])
 def test_header_error_message_with_terminal_controls_is_shown_escaped(robot_factory, pki, header_code, error_class):
-    robot = robot_factory(answer(header_code=header_code, status="STATUS_UNKNOWN", header_message=TERMINAL_ATTACK))
+    robot = robot_factory(respond(header_code=header_code, status="STATUS_UNKNOWN", header_message=TERMINAL_ATTACK))
     got = ask(robot, pki)
     assert_typed_and_safe(got, error_class)
     assert got.message.endswith("(robot says: %s)" % TERMINAL_ATTACK_SHOWN)
 
 
 def test_header_error_message_of_60_kb_is_shown_capped(robot_factory, pki):
-    robot = robot_factory(answer(header_code="CODE_INTERNAL_SERVER_ERROR", header_message=TERMINAL_ATTACK + "\x1b[31mA" * 10000))
+    robot = robot_factory(respond(header_code="CODE_INTERNAL_SERVER_ERROR", header_message=TERMINAL_ATTACK + "\x1b[31mA" * 10000))
     got = ask(robot, pki)
     assert_typed_and_safe(got, _errors.InternalServerError)
     assert "(robot says: \\x1b[2J\\x1b[H fake PLAY RECAP" in got.message and got.message.endswith("...)")
 
 
 def test_header_error_message_echoing_the_password_is_masked(robot_factory, pki):
-    robot = robot_factory(answer(header_code="CODE_INVALID_REQUEST", header_message="password %s\r\nis not allowed" % PASSWORD))
+    robot = robot_factory(respond(header_code="CODE_INVALID_REQUEST", header_message="password %s\r\nis not allowed" % PASSWORD))
     got = ask(robot, pki)
     assert_typed_and_safe(got, _errors.InvalidRequestError)
     assert got.message.endswith("(robot says: password ******** is not allowed)")
