@@ -8,6 +8,7 @@
 # Building the image itself (podman build / ansible-builder build) needs a container engine: see docs/awx.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/usage.sh
 ROOT=$PWD
 if [ -x "$ROOT/.venv/bin/ansible-builder" ]; then
     export PATH="$ROOT/.venv/bin:$PATH"
@@ -32,8 +33,9 @@ offline() { ANSIBLE_GALAXY_SERVER=http://127.0.0.1:9/ "${offline_prefix[@]}" "$@
 
 version=$(python -c 'import yaml; print(yaml.safe_load(open("galaxy.yml"))["version"])')
 tarball="spot-auth-$version.tar.gz"
-grep -q "build/ee/$tarball" execution-environment.yml && grep -q "collections/$tarball" execution-environment.yml ||
+if ! grep -q "build/ee/$tarball" execution-environment.yml || ! grep -q "collections/$tarball" execution-environment.yml; then
     fail "execution-environment.yml must name build/ee/$tarball and collections/$tarball (galaxy.yml version $version)"
+fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/spot-auth-ee.XXXXXX")
 trap 'rm -rf "$work"' EXIT

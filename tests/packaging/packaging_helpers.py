@@ -53,15 +53,24 @@ def run(command, env=None, cwd=None, timeout=COMMAND_TIMEOUT):
     return subprocess.run(command, capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout, check=False)
 
 
-def copy_collection(collections_root):
-    """Copy the collection's files (git's view: tracked and not ignored) to <collections_root>/ansible_collections/spot/auth."""
+def checkout_files():
+    """The checkout's files as git sees them (tracked, and untracked but not ignored), relative paths."""
     listing = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO_ROOT,
                              capture_output=True, check=True, timeout=60).stdout.decode()
-    destination = os.path.join(str(collections_root), "ansible_collections", "spot", "auth")
-    for name in filter(None, listing.split("\0")):
-        source = os.path.join(REPO_ROOT, name)
-        if os.path.isfile(source):  # a tracked file deleted in the work tree is skipped
-            target = os.path.join(destination, name)
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            shutil.copy2(source, target)
+    # A tracked file deleted in the work tree is left out.
+    return sorted(name for name in set(listing.split("\0")) if name and os.path.isfile(os.path.join(REPO_ROOT, name)))
+
+
+def copy_checkout(destination):
+    """Copy checkout_files() to destination, as a fresh clone would have them; returns destination."""
+    destination = str(destination)
+    for name in checkout_files():
+        target = os.path.join(destination, name)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copy2(os.path.join(REPO_ROOT, name), target)
     return destination
+
+
+def copy_collection(collections_root):
+    """Copy the checkout's files to <collections_root>/ansible_collections/spot/auth."""
+    return copy_checkout(os.path.join(str(collections_root), "ansible_collections", "spot", "auth"))

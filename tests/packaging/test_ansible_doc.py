@@ -76,3 +76,44 @@ def test_role_renders_with_examples(tmp_path, role):
     data = json.loads(ansible_doc(tmp_path, "--json", "-t", "role", "spot.auth." + role))["spot.auth." + role]
     for entry_point, spec in data["entry_points"].items():
         assert spec.get("short_description"), "%s: entry point %s has no short_description" % (role, entry_point)
+
+
+MARKUP_KEYS = ("description", "short_description", "notes", "requirements")
+BRACKETS = (("(", ")"), ("[", "]"), ("{", "}"))
+
+
+def marked_up_strings(node, inside=False):
+    """Every documentation string of ansible-doc's JSON (descriptions, notes), at any depth."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from marked_up_strings(value, inside=key in MARKUP_KEYS)
+    elif isinstance(node, list):
+        for item in node:
+            yield from marked_up_strings(item, inside)
+    elif inside and isinstance(node, str):
+        yield node
+
+
+def unbalanced_code(text):
+    """C(), V() and O() contents that end early: markup ends at the first ')', so C(f(x)) renders as 'f(x'."""
+    from antsibull_docs_parser import parser
+
+    found = []
+    for paragraph in parser.parse(text, parser.Context(), strict=True):
+        for part in paragraph:
+            code = getattr(part, "text", None) if type(part).__name__ == "CodePart" else getattr(part, "value", None)
+            if code and any(code.count(opening) != code.count(closing) for opening, closing in BRACKETS):
+                found.append(code)
+    return found
+
+
+@pytest.mark.parametrize("doc_type, name", plugins() + [("role", role) for role in EXPECTED_ROLES])
+def test_markup_renders_whole(tmp_path, doc_type, name):
+    data = json.loads(ansible_doc(tmp_path, "--json", "-t", doc_type, "spot.auth." + name))["spot.auth." + name]
+    broken = [code for text in marked_up_strings(data) for code in unbalanced_code(text)]
+    assert not broken, "markup that closes at an inner parenthesis (rephrase without it): %s" % broken
+
+
+def test_markup_check_finds_an_inner_parenthesis():
+    assert unbalanced_code("use C(f(x)) here") == ["f(x"]
+    assert unbalanced_code("use C(f) and V([1, 2]) here") == []
