@@ -5,7 +5,7 @@
 #   3. the context holds a Containerfile, the collection tarball and the galaxy requirements naming it;
 #   4. the image's galaxy stage (ansible-galaxy collection install -r requirements.yml) and its
 #      introspection step run here, with no network, and yield grpcio and protobuf.
-# Building the image itself (podman build / ansible-builder build) needs a container engine: see docs/awx.md.
+# Building the image itself needs a container engine: bash scripts/build_ee.sh (docs/awx.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/usage.sh
@@ -33,6 +33,9 @@ offline() { ANSIBLE_GALAXY_SERVER=http://127.0.0.1:9/ "${offline_prefix[@]}" "$@
 
 version=$(python -c 'import yaml; print(yaml.safe_load(open("galaxy.yml"))["version"])')
 tarball="spot-auth-$version.tar.gz"
+if ! grep -q "image: localhost/spot-auth-ee:$version$" ansible-navigator.yml; then
+    fail "ansible-navigator.yml must name the image localhost/spot-auth-ee:$version (galaxy.yml version $version)"
+fi
 if ! grep -q "build/ee/$tarball" execution-environment.yml || ! grep -q "collections/$tarball" execution-environment.yml; then
     fail "execution-environment.yml must name build/ee/$tarball and collections/$tarball (galaxy.yml version $version)"
 fi
@@ -88,4 +91,4 @@ python "$context/_build/scripts/introspect.py" introspect "$work/image/usr/share
 need_grpc_and_protobuf "$work/image-pip.txt" "the image's introspection"
 
 echo
-echo "check_ee: OK (collection $version; context checked, image not built: that needs a container engine)"
+echo "check_ee: OK (collection $version; context checked, image not built: bash scripts/build_ee.sh builds it)"

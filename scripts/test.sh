@@ -65,6 +65,12 @@ bash scripts/check_ee.sh
 step "built collection installs into a fresh venv and runs a play"
 bash scripts/build_and_install.sh
 
+step "execution environment: build the image (podman, ansible-builder; the base image cached in build/)"
+SPOT_AUTH_EE_CACHE="$ROOT/build/ee-cache" bash scripts/build_ee.sh
+
+step "execution environment: plays in the image through ansible-navigator and ansible-runner"
+python -m pytest -p no:cacheprovider tests/ee
+
 step "copy the collection for ansible-test"
 # ansible-test keeps its venvs, caches and an SSH key under ~/.ansible/test: from here on, HOME is in build/.
 # pip's own settings in the real home still apply.

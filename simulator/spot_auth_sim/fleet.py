@@ -16,6 +16,7 @@ import os
 import secrets
 import shutil
 import socket
+import stat
 import tempfile
 import threading
 import weakref
@@ -43,11 +44,47 @@ INVENTORY_FILE = "inventory.yml"
 CONTROL_FILE = "control.json"
 
 
+OWN_DIR_PREFIX = "spot-auth-sim-"
+
+
 def own_temp_dir(owner):
     """A new temporary directory removed with ``owner``: by calling the returned finalizer (its stop()),
-    or at interpreter exit when it was never stopped, so a test that forgets to stop leaves nothing."""
-    path = tempfile.mkdtemp(prefix="spot-auth-sim-")
+    or at interpreter exit when it was never stopped. A process that ends without either (killed, or a
+    forked test process leaving through os._exit) is caught later: its directory carries its pid, and the
+    next fleet of the same user removes it once that pid is gone."""
+    remove_orphaned_dirs()
+    path = tempfile.mkdtemp(prefix="%s%d-" % (OWN_DIR_PREFIX, os.getpid()))
     return path, weakref.finalize(owner, shutil.rmtree, path, True)
+
+
+def _process_exists(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_orphaned_dirs(parent=None):
+    """Remove this user's fleet directories in ``parent`` (the temp directory) whose process is gone."""
+    parent = parent or tempfile.gettempdir()
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return
+    for name in names:
+        pid_text = name[len(OWN_DIR_PREFIX):].split("-", 1)[0] if name.startswith(OWN_DIR_PREFIX) else ""
+        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _process_exists(int(pid_text)):
+            continue
+        path = os.path.join(parent, name)
+        try:
+            status = os.lstat(path)
+        except OSError:
+            continue
+        if stat.S_ISDIR(status.st_mode) and status.st_uid == os.getuid():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 class FleetConfigError(ValueError):

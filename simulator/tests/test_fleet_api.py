@@ -198,3 +198,28 @@ def test_control_api_in_process(tmp_path):
             ControlClient(client.url, "wrong-key").fleet()
         assert info_key.value.status == 401
     assert fleet.control_server is None
+
+
+def test_a_fleet_whose_process_vanished_is_cleaned_up_by_the_next(tmp_path, monkeypatch):
+    import re
+    import subprocess
+    import sys
+    import tempfile
+
+    # A process that starts a fleet and leaves through os._exit (as a forked test process does) runs no cleanup.
+    script = "import os; from spot_auth_sim.fleet import Fleet; Fleet(robots=1, rate_limit=0).start(); os._exit(0)"
+    child = subprocess.run([sys.executable, "-c", script], env=dict(os.environ, TMPDIR=str(tmp_path)),
+                           capture_output=True, text=True, timeout=60, check=False)
+    assert child.returncode == 0, child.stderr
+    (orphaned,) = os.listdir(str(tmp_path))
+    assert re.match(r"spot-auth-sim-\d+-", orphaned), orphaned
+    alive = tmp_path / "spot-auth-sim-1-kept"  # pid 1 is alive: its directory stays
+    alive.mkdir()
+    unrelated = tmp_path / "spot-auth-sim-notapid"
+    unrelated.mkdir()
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with Fleet(robots=1, rate_limit=0) as fleet:
+        assert os.path.dirname(fleet.out_dir) == str(tmp_path)
+        assert sorted(os.listdir(str(tmp_path))) == sorted([os.path.basename(fleet.out_dir), alive.name, unrelated.name])
+    assert sorted(os.listdir(str(tmp_path))) == sorted([alive.name, unrelated.name])

@@ -42,12 +42,13 @@ COMMANDS = [
     (r"python scripts/generate_wire\.py", "run", "regenerates the same files"),
     (r"python scripts/generate_error_reference\.py", "run", "regenerates the same file"),
     (r"ansible-galaxy collection build", "run", "builds the tarball in the checkout's root"),
-    (r"bash scripts/(test_matrix|build_and_install|check_ee)\.sh", "help", "scripts/test.sh runs it as a step"),
+    (r"bash scripts/(test_matrix|build_and_install|check_ee|build_ee)\.sh", "help", "scripts/test.sh runs it as a step"),
+    (r"ansible-navigator run .*", "help", "needs the image: tests/ee runs it after scripts/build_ee.sh"),
     (r"\.venv/bin/python benchmarks/fleet_benchmark\.py( .*)?", "help", "takes an hour; its arguments are parsed"),
 ]
 # An inline code span is a command when it has arguments and starts with one of these.
-COMMAND_WORDS = ("ansible-doc", "ansible-playbook", "ansible-galaxy", "bash", "python", ".venv/bin/python", "spot-auth-sim",
-                 "molecule", "source")
+COMMAND_WORDS = ("ansible-doc", "ansible-playbook", "ansible-galaxy", "ansible-navigator", "bash", "python", ".venv/bin/python",
+                 "spot-auth-sim", "molecule", "source")
 STEP_TIMEOUT = 300
 
 

@@ -382,18 +382,21 @@ def other_user():
 
 
 def interpreter_for(ids, environment):
-    """A Python that user ``ids`` may run and that imports grpc and this collection, or skip."""
+    """A Python that user ``ids`` may run and that imports grpc and this collection; fails naming why not."""
     candidates = [sys.executable, os.path.realpath(sys.executable), "/usr/bin/python%d.%d" % sys.version_info[:2]]
+    reasons = []
     for candidate in candidates:
         try:
             probe = subprocess.run([candidate, "-c", "import grpc, ansible_collections.spot.auth.plugins.plugin_utils._agent"],
                                    user=ids[0], group=ids[1], extra_groups=[], env=environment, capture_output=True,
-                                   timeout=120, check=False)
-        except OSError:
-            continue  # this user cannot run it (the venv's Python may live in root's home)
+                                   timeout=120, check=False, cwd="/")
+        except OSError as exc:
+            reasons.append("%s: %s" % (candidate, exc))  # the venv's Python may live in root's home
+            continue
         if probe.returncode == 0:
             return candidate
-    pytest.skip("no Python that user %d can run imports grpc and spot.auth" % ids[0])
+        reasons.append("%s: %s" % (candidate, probe.stderr.decode(errors="replace")[-600:]))
+    pytest.fail("no Python that user %d can run imports grpc and spot.auth:\n%s" % (ids[0], "\n".join(reasons)))
 
 
 def read_line(stream, seconds):
