@@ -253,7 +253,9 @@ def navigator_command(command):
     """
     stray_log = os.path.join(REPO_ROOT, "ansible-navigator.log")
     had_log = os.path.exists(stray_log)
-    environ = clean_environment(ANSIBLE_NAVIGATOR_CONFIG=NAVIGATOR_CONFIG)
+    # ansible-navigator copies its helper scripts to $XDG_CACHE_HOME (default ~/.cache): keep them in build/.
+    environ = clean_environment(ANSIBLE_NAVIGATOR_CONFIG=NAVIGATOR_CONFIG,
+                                XDG_CACHE_HOME=os.path.join(REPO_ROOT, "build", "ansible-navigator", "cache"))
     environ.pop("ANSIBLE_COLLECTIONS_PATH", None)
     try:
         return run(command, env=environ, cwd=REPO_ROOT, timeout=JOB_TIMEOUT)
