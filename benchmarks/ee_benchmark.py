@@ -80,8 +80,9 @@ def main():
     for name, value in medians.items():
         print("  %-18s %7.2f s" % (name, value))
     controller = medians["H controller"]
-    print("  N/H %.2f   P/H %.2f   (P - T)/H %.2f" % (medians["N navigator"] / controller, medians["P podman run"] / controller,
-                                                    (medians["P podman run"] - medians["T container only"]) / controller))
+    in_image = medians["P podman run"]
+    print("  N/H %.2f   P/H %.2f   (P - T)/H %.2f" % (
+        medians["N navigator"] / controller, in_image / controller, (in_image - medians["T container only"]) / controller))
 
 
 if __name__ == "__main__":
