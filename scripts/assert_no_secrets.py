@@ -9,10 +9,9 @@ pytest suite cannot search itself.
 """
 
 import argparse
-import re
 import sys
 
-JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}")
+from spot_auth_sim.testing import JWT_SHAPE
 
 
 def main(argv=None):

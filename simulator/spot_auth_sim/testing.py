@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -53,6 +54,9 @@ __all__ = [
     "subprocess_fleet_fixture",
 ]
 
+# Anything shaped like a token the robots mint (a JWT: JSON header and claims, then a signature), for the
+# tests and scripts that search output for leaks.
+JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}")
 _PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

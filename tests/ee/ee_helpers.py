@@ -17,6 +17,7 @@ import subprocess
 import sys
 
 import yaml
+from spot_auth_sim.testing import JWT_SHAPE
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BIN = os.path.dirname(sys.executable)
@@ -40,7 +41,6 @@ JOB_TIMEOUT = 300
 COMMAND_TIMEOUT = 120
 
 # The same shape as tests/playbooks/conftest.py JWT_SHAPE: header.payload.signature, base64url JSON.
-JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}")
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 # ansible-runner's display callback hides each event's metadata in stdout: ESC[K <base64 JSON> ESC[<n>D ESC[K.
 RUNNER_HIDDEN_DATA = re.compile(r"\x1b\[K([A-Za-z0-9+/=]+)\x1b\[[0-9]+D")

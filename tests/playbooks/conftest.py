@@ -12,7 +12,6 @@ __metaclass__ = type
 
 import json
 import os
-import re
 import resource
 import subprocess
 import sys
@@ -21,11 +20,11 @@ import textwrap
 import pytest
 
 from spot_auth_sim.fleet import Fleet
+from spot_auth_sim.testing import JWT_SHAPE
 
 from helpers import playbook_environment
 
 PLAYBOOK_TIMEOUT = 240
-JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}")
 
 
 class PlayRun:

@@ -25,11 +25,11 @@ import time
 import pytest
 from helpers import login_play, playbook_environment
 from processes import alive, descendants, kill_quietly, processes, spot_auth_entries, start_ticks, wait_until
+from spot_auth_sim.testing import JWT_SHAPE
 
 UID = os.getuid()
 AGENT_MARKER = b"plugin_utils._agent"
 RELAY_NAME = re.compile(r"^spot-auth-relay-(\d+)-(\d+)-")
-JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}")
 START_SECONDS = 60  # for ansible-playbook to start and its agent to reach the robot
 GONE_SECONDS = 20  # for a signalled run, its workers and its agent to end
 RUN_SECONDS = 180  # for a whole run

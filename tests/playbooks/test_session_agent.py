@@ -33,6 +33,7 @@ from processes import alive, descendants, kill_quietly, processes, read_proc, sp
 
 from ansible_collections.spot.auth.plugins.module_utils._options import settings_from
 from ansible_collections.spot.auth.plugins.plugin_utils import _agent
+from spot_auth_sim.testing import JWT_SHAPE
 
 UID = os.getuid()
 AGENT_MARKER = b"plugin_utils._agent"
@@ -43,7 +44,6 @@ SESSION_NAME = re.compile(r"^spot-auth-(\d+)/(\d+)-(\d+)$")
 AGENT_ENVIRONMENT = re.compile(r"^(PATH|HOME|USER|LOGNAME|LANG|LC_\w+|TZ|TMPDIR|TEMP|TMP|PYTHON\w*|SSL_CERT_\w+|GRPC_\w+|"
                                r"LD_LIBRARY_PATH|https?_proxy|HTTPS?_PROXY|no_proxy|NO_PROXY)$")
 UNAVAILABLE = "spot.auth: the run's session agent is unavailable"
-JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{16,}")
 SITE_PACKAGES = os.path.dirname(os.path.dirname(os.path.abspath(pytest.__file__)))
 START_SECONDS = 30  # for ansible-playbook to start, log in and reach the task a test waits in
 GONE_SECONDS = 15  # for the agent to end and remove its directory once the run is over
