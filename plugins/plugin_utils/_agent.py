@@ -17,7 +17,8 @@ Speak: one request per connection, a length-prefixed JSON object each way. The a
 connections from its own user (``SO_PEERCRED``).
 
 End: when the run's process exits (watched through a pidfd), on SIGTERM, SIGINT or SIGHUP, or after
-an hour without a request; it removes its directories. A directory left by a run that is gone (the
+an hour without a request; it removes its directories. Unless the run is gone, it first answers every
+request it already has, each within its own deadline. A directory left by a run that is gone (the
 agent killed with SIGKILL) is removed by the next run that starts an agent.
 """
 
@@ -391,16 +392,37 @@ class _Handler(socketserver.BaseRequestHandler):
 
 
 class _AgentServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-    daemon_threads = True
     request_queue_size = 128
 
     def __init__(self, path, session):
         self.session = session
         self.last_request = time.monotonic()
+        self._answering = []  # called from the accept loop, then from the exiting agent: never both at once
         socketserver.UnixStreamServer.__init__(self, path, _Handler)
+
+    def process_request(self, request, client_address):
+        """Answer in a daemon thread (once the run is gone nobody waits), kept so a stopping agent can finish it."""
+        thread = threading.Thread(target=self.process_request_thread, args=(request, client_address), daemon=True)
+        self._answering = [other for other in self._answering if other.is_alive()] + [thread]
+        thread.start()
+
+    def wait_for_answers(self):
+        for thread in self._answering:
+            thread.join()  # each handler is bounded by its socket timeout and its handshakes' deadline
 
     def touch(self):
         self.last_request = time.monotonic()
+
+    def answer_queued(self):
+        """Take the connections still queued once the accept loop stopped and the socket's path is gone."""
+        self.socket.setblocking(False)
+        while True:
+            try:
+                connection, address = self.socket.accept()
+            except OSError:
+                return  # the queue is empty: with the path removed, nothing more can arrive
+            connection.setblocking(True)
+            self.process_request(connection, address)
 
 
 def serve(argv):
@@ -429,16 +451,22 @@ def serve(argv):
     sys.stdout.write("ready\n")
     sys.stdout.flush()
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # the starter stops reading; nothing else is written
+    run_gone = False
     try:
-        while not stop.is_set() and not watch(1.0):
-            if time.monotonic() - server.last_request > IDLE_SECONDS:
+        while not stop.is_set() and time.monotonic() - server.last_request <= IDLE_SECONDS:
+            run_gone = watch(1.0)
+            if run_gone:
                 break
     finally:
-        _stop_serving(server, directory, socket_inode)
+        _stop_serving(server, directory, socket_inode, answer=not run_gone)
 
 
-def _stop_serving(server, directory, socket_inode):
-    """Close the agent and remove its files, under the run's lock so no starter of a new agent races it."""
+def _stop_serving(server, directory, socket_inode, answer=True):
+    """Close the agent and remove its files, under the run's lock so no starter of a new agent races it.
+
+    With ``answer``, every request it accepted, or that was queued before its socket's path went, is
+    answered; a new agent may already serve new requests meanwhile.
+    """
     lock = RunLock(os.path.join(directory, LOCK_NAME), create=False)
     try:
         lock.__enter__()
@@ -452,12 +480,16 @@ def _stop_serving(server, directory, socket_inode):
         except OSError:
             pass
         server.shutdown()
+        if answer:
+            server.answer_queued()
         server.server_close()
         if lock is not None:
             remove_directory(directory, names=(LOCK_NAME,))  # waiters on this lock then open a new one
     finally:
         if lock is not None:
             lock.__exit__()
+    if answer:
+        server.wait_for_answers()
 
 
 def _watch_process(pid, start):
