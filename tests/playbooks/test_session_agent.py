@@ -364,32 +364,73 @@ for _number in range(10):
 """
 
 
+def nobody_ids():
+    try:
+        entry = pwd.getpwnam("nobody")
+        return entry.pw_uid, entry.pw_gid
+    except KeyError:
+        return 65534, 65534
+
+
 @pytest.fixture
 def other_user():
     """(uid, gid) of the user 'nobody', and a sticky world-writable directory like /tmp for its files."""
     if os.geteuid() != 0:
         pytest.skip("needs root, to run a process as another user")
-    try:
-        entry = pwd.getpwnam("nobody")
-        ids = (entry.pw_uid, entry.pw_gid)
-    except KeyError:
-        ids = (65534, 65534)
     # Not under tmp_path: pytest's base directory is private to root, so nobody could not reach it.
     shared = tempfile.mkdtemp(prefix="sat-other-user-", dir="/tmp")
     os.chmod(shared, 0o1777)
-    yield ids, shared
+    yield nobody_ids(), shared
     shutil.rmtree(shared, ignore_errors=True)
 
 
-def interpreter_for(ids, environment):
-    """A Python that user ``ids`` may run and that imports grpc and this collection; fails naming why not."""
+# Prints the names, in the venv's site-packages (argv[1]), of what importing the agent loads from there.
+LOADED_FROM_SITE = """
+import json, sys
+import grpc, ansible_collections.spot.auth.plugins.plugin_utils._agent
+site = sys.argv[1] + "/"
+names = {module.__file__[len(site):].split("/")[0] for module in list(sys.modules.values())
+         if (getattr(module, "__file__", None) or "").startswith(site)}
+print(json.dumps(sorted(names)))
+"""
+
+
+@pytest.fixture(scope="module")
+def other_user_python():
+    """(python, PYTHONPATH) with which user 'nobody' imports grpc and this collection; fails naming why not.
+
+    The checkout and its venv may be out of that user's reach (a 0700 parent directory, a Python under
+    root's home), so what the import loads from them is copied to a directory that user can read.
+    """
+    if os.geteuid() != 0:
+        pytest.skip("needs root, to run a process as another user")
+    readable = tempfile.mkdtemp(prefix="sat-other-python-", dir="/tmp")
+    os.chmod(readable, 0o755)
+    try:
+        loaded = subprocess.run([sys.executable, "-c", LOADED_FROM_SITE, SITE_PACKAGES], capture_output=True, text=True,
+                                env={"PYTHONPATH": os.pathsep.join([COLLECTIONS_PATH, SITE_PACKAGES])}, timeout=120, check=True)
+        for name in json.loads(loaded.stdout):
+            source = os.path.join(SITE_PACKAGES, name)
+            if os.path.isdir(source):
+                shutil.copytree(source, os.path.join(readable, name), symlinks=True)
+            else:
+                shutil.copy2(source, readable)
+        plugins = os.path.join("ansible_collections", "spot", "auth", "plugins")
+        shutil.copytree(os.path.join(COLLECTIONS_PATH, plugins), os.path.join(readable, plugins))
+        yield interpreter_for(nobody_ids(), readable), readable
+    finally:
+        shutil.rmtree(readable, ignore_errors=True)
+
+
+def interpreter_for(ids, pythonpath):
+    """A Python that user ``ids`` may run and that imports grpc and this collection from ``pythonpath``."""
     candidates = [sys.executable, os.path.realpath(sys.executable), "/usr/bin/python%d.%d" % sys.version_info[:2]]
     reasons = []
     for candidate in candidates:
         try:
             probe = subprocess.run([candidate, "-c", "import grpc, ansible_collections.spot.auth.plugins.plugin_utils._agent"],
-                                   user=ids[0], group=ids[1], extra_groups=[], env=environment, capture_output=True,
-                                   timeout=120, check=False, cwd="/")
+                                   user=ids[0], group=ids[1], extra_groups=[], env={"PATH": "/usr/bin:/bin", "PYTHONPATH": pythonpath},
+                                   capture_output=True, timeout=120, check=False, cwd="/")
         except OSError as exc:
             reasons.append("%s: %s" % (candidate, exc))  # the venv's Python may live in root's home
             continue
@@ -404,8 +445,9 @@ def read_line(stream, seconds):
     return stream.readline().decode() if ready else ""
 
 
-def test_another_user_is_refused_without_an_answer(fleet_factory, other_user, tmp_path):
+def test_another_user_is_refused_without_an_answer(fleet_factory, other_user, other_user_python, tmp_path):
     (uid, gid), shared = other_user
+    python, pythonpath = other_user_python
     fleet, _inventory = fleet_factory(robots=1)
     robot = fleet["robot-001"]
     ca_path = os.path.join(shared, "ca.pem")
@@ -417,9 +459,7 @@ def test_another_user_is_refused_without_an_answer(fleet_factory, other_user, tm
     os.chmod(script, 0o644)
     settings = settings_from({"hostname": "127.0.0.1", "port": robot.port, "username": robot.username,
                               "password": robot.password, "ca_cert": ca_path, "timeout": 10, "retries": 1})
-    environment = {"PATH": "/usr/bin:/bin", "TMPDIR": shared, "HOME": shared,
-                   "PYTHONPATH": os.pathsep.join([COLLECTIONS_PATH, SITE_PACKAGES])}
-    python = interpreter_for((uid, gid), environment)
+    environment = {"PATH": "/usr/bin:/bin", "TMPDIR": shared, "HOME": shared, "PYTHONPATH": pythonpath}
     client = subprocess.Popen([python, script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               user=uid, group=gid, extra_groups=[], env=environment, bufsize=0)
     agents = []
@@ -936,8 +976,10 @@ print("connections %d" % connections, flush=True)
 
 
 @pytest.mark.parametrize("planted", ["user directory made by the other user", "inside this user's directory"])
-def test_credentials_never_go_to_a_socket_another_user_planted(fleet_factory, background_play, other_user, tmp_path, planted):
+def test_credentials_never_go_to_a_socket_another_user_planted(
+        fleet_factory, background_play, other_user, other_user_python, tmp_path, planted):
     (uid, gid), shared = other_user
+    python = other_user_python[0]
     fleet, inventory = fleet_factory(robots=1)
     robot = fleet["robot-001"]
     script = os.path.join(shared, "attacker.py")
@@ -945,7 +987,6 @@ def test_credentials_never_go_to_a_socket_another_user_planted(fleet_factory, ba
         handle.write(ATTACKER)
     os.chmod(script, 0o644)
     environment = {"PATH": "/usr/bin:/bin", "HOME": shared}
-    python = interpreter_for((uid, gid), dict(environment, PYTHONPATH=os.pathsep.join([COLLECTIONS_PATH, SITE_PACKAGES])))
     release = tmp_path / "release"
     first = planted == "user directory made by the other user"
     if first:

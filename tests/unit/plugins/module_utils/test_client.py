@@ -251,13 +251,14 @@ def test_retries_are_bounded_in_count(robot_factory, pki):
 
 
 def test_retries_are_bounded_in_time(robot_factory, pki):
-    robot = robot_factory(sleeper(1, respond()))
-    with client_for(robot, pki, retries=2, timeout=0.2) as client:
+    robot = robot_factory(respond(), sleeper(2, respond()))
+    with client_for(robot, pki, retries=2, timeout=0.3) as client:
+        assert client.auth("admin", PASSWORD) == MINTED  # the channel is up: each attempt's 0.3 s is the robot's
         started = time.monotonic()
         expect_failure(client, _errors.TimedOutError)
         elapsed = time.monotonic() - started
-    assert 0.6 <= elapsed <= worst_case_seconds(0.2, 2) + 0.5
-    assert len(robot.requests) == 3
+    assert 0.9 <= elapsed <= worst_case_seconds(0.3, 2) + 1.0
+    assert len(robot.requests) == 1 + 3
 
 
 def test_reconnects_after_the_robot_comes_back(pki, robot_factory):

@@ -176,7 +176,8 @@ def assert_typed_and_safe(error, error_class):
     assert PASSWORD not in error.message
 
 
-def ask(robot, pki, timeout=0.5, retries=0):
+def ask(robot, pki, timeout=5, retries=0):
+    """The outcome of one handshake; these robots answer at once, so the deadline only guards a stalled box."""
     with AuthClient("127.0.0.1", robot.port, root_certificates=pki.roots, timeout=timeout, retries=retries) as client:
         started = time.monotonic()
         got = settled(client.auth_async("admin", PASSWORD), worst_case_seconds(timeout, retries) + 1.0)

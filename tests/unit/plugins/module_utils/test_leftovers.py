@@ -138,9 +138,10 @@ def test_only_stale_directories_of_ended_owners_are_removed(tmp_path):
 def test_the_age_is_measured_against_now(tmp_path):
     gone = dead_pid()
     path = make_dir(tmp_path, "spot-auth-relay-%d-%d-abc" % (gone, 4242), seconds_old=0)
-    _tls_relay.remove_leftover_directories(str(tmp_path), now=time.time() + 59)
+    made = os.stat(path).st_mtime
+    _tls_relay.remove_leftover_directories(str(tmp_path), now=made + 59)
     assert os.path.isdir(path)
-    _tls_relay.remove_leftover_directories(str(tmp_path), now=time.time() + 61)
+    _tls_relay.remove_leftover_directories(str(tmp_path), now=made + 61)
     assert not os.path.exists(path)
 
 
