@@ -34,11 +34,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/usage.sh
-ROOT=$PWD
-if [ -x "$ROOT/.venv/bin/ansible-builder" ]; then
-    export PATH="$ROOT/.venv/bin:$PATH"
-fi
-unset ANSIBLE_COLLECTIONS_PATH
+source scripts/ee_common.sh
 
 CACHE=${SPOT_AUTH_EE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/spot-auth-ee}
 BASE_TARBALL="$CACHE/spot-auth-ee-base-bookworm.tar"
@@ -56,9 +52,6 @@ for argument in "$@"; do
     esac
 done
 
-step() { printf '\n=== %s\n' "$*"; }
-fail() { echo "build_ee: FAILED: $*" >&2; exit 1; }
-
 timings=()
 timed() {  # $1: the stage's name; the rest: the command
     local name=$1 start=$EPOCHREALTIME
@@ -73,7 +66,7 @@ trap 'rm -rf "$work"' EXIT
 
 command -v ansible-builder >/dev/null || fail "ansible-builder is not installed (bash scripts/setup.sh, or pip install ansible-builder)"
 command -v ansible-galaxy >/dev/null || fail "ansible-galaxy is not installed (bash scripts/setup.sh)"
-version=$(python3 -c 'import yaml; print(yaml.safe_load(open("galaxy.yml"))["version"])')
+check_definitions_name_version
 BASE_IMAGE=$(python3 -c 'import yaml; print(yaml.safe_load(open("execution-environment.yml"))["images"]["base_image"]["name"])')
 case "$BASE_IMAGE" in
     localhost/*:*) ;;
@@ -81,7 +74,7 @@ case "$BASE_IMAGE" in
 esac
 ROOTFS_IMAGE=${BASE_IMAGE%:*}:rootfs
 IMAGE=localhost/spot-auth-ee:$version
-TARBALL=build/ee/spot-auth-$version.tar.gz
+TARBALL=build/ee/$tarball
 
 # The base image is made by debootstrap only when neither podman's store nor the cache holds it.
 base_missing() {
@@ -153,7 +146,6 @@ ensure_base() {
 build_collection() {
     ansible-galaxy collection build --force --output-path build/ee
     [ -f "$TARBALL" ] || fail "ansible-galaxy collection build made no $TARBALL"
-    grep -q "$TARBALL" execution-environment.yml || fail "execution-environment.yml does not name $TARBALL (galaxy.yml version $version)"
 }
 
 build_image() {

@@ -9,15 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/usage.sh
-ROOT=$PWD
-if [ -x "$ROOT/.venv/bin/ansible-builder" ]; then
-    export PATH="$ROOT/.venv/bin:$PATH"
-fi
+source scripts/ee_common.sh
 command -v ansible-builder >/dev/null || { echo "check_ee: ansible-builder is not installed (pip install ansible-builder)" >&2; exit 1; }
-unset ANSIBLE_COLLECTIONS_PATH
-
-step() { printf '\n=== %s\n' "$*"; }
-fail() { echo "check_ee: FAILED: $*" >&2; exit 1; }
 
 # Run a command with no network: a fresh network namespace where possible, else unreachable proxies.
 # Galaxy is pointed at a closed local port as well, so any attempt to reach it fails at once.
@@ -31,14 +24,7 @@ else
 fi
 offline() { ANSIBLE_GALAXY_SERVER=http://127.0.0.1:9/ "${offline_prefix[@]}" "$@"; }
 
-version=$(python -c 'import yaml; print(yaml.safe_load(open("galaxy.yml"))["version"])')
-tarball="spot-auth-$version.tar.gz"
-if ! grep -q "image: localhost/spot-auth-ee:$version$" ansible-navigator.yml; then
-    fail "ansible-navigator.yml must name the image localhost/spot-auth-ee:$version (galaxy.yml version $version)"
-fi
-if ! grep -q "build/ee/$tarball" execution-environment.yml || ! grep -q "collections/$tarball" execution-environment.yml; then
-    fail "execution-environment.yml must name build/ee/$tarball and collections/$tarball (galaxy.yml version $version)"
-fi
+check_definitions_name_version
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/spot-auth-ee.XXXXXX")
 trap 'rm -rf "$work"' EXIT
