@@ -131,6 +131,17 @@ def read_inventory(path):
             for name, host in group["hosts"].items()]
 
 
+def inventory_without_credentials(path):
+    """A simulator ``inventory.yml`` as a controller that injects credentials holds it: no usernames, passwords or CA."""
+    with open(path, encoding="utf-8") as handle:
+        data = yaml.safe_load(handle)
+    group = data["all"]["children"]["spot"]
+    for host in group["hosts"].values():
+        del host["spot_username"], host["spot_password"]
+    del group["vars"]["spot_ca_cert"]
+    return data
+
+
 class SubprocessFleet:
     """Run ``spot-auth-sim`` in a subprocess for the length of a ``with`` block.
 

@@ -55,6 +55,7 @@ import yaml
 from awx_job import AwxJob
 from ee_helpers import (IMAGE_COLLECTIONS, JWT_SHAPE, REPO_ROOT, VERSION, NavigatorRun, find_secrets, kind_of, navigator_exec,
                         navigator_run, plain, read_text, search_tree, text_leaks)
+from spot_auth_sim.testing import inventory_without_credentials
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -230,13 +231,7 @@ def credential_type():
 def awx_fleet(fleet_factory, tmp_path):
     """A fleet whose robots share one password, and its inventory as AWX would hold it: no credentials, no CA."""
     fleet = fleet_factory("fleet", args=["--password", "pw-" + token_generator.token_urlsafe(12)])
-    with open(fleet.inventory_path) as handle:
-        inventory = yaml.safe_load(handle)
-    group = inventory["all"]["children"]["spot"]
-    for host in group["hosts"].values():
-        del host["spot_username"], host["spot_password"]
-    del group["vars"]["spot_ca_cert"]
-    return fleet, inventory
+    return fleet, inventory_without_credentials(fleet.inventory_path)
 
 
 def awx_job(tmp_path, job_id, playbook, fleet, inventory, credential_type, extra_vars):

@@ -27,7 +27,7 @@ from jinja2 import meta, sandbox
 from packaging_helpers import REPO_ROOT, ansible_env, run, tool
 
 from ansible_collections.spot.auth.plugins.module_utils._root_ca import BOSTON_DYNAMICS_ROOT_CA_PEM
-from spot_auth_sim.testing import SubprocessFleet
+from spot_auth_sim.testing import SubprocessFleet, inventory_without_credentials
 
 CREDENTIAL_TYPE = os.path.join(REPO_ROOT, "awx", "credential_type.yml")
 NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -174,14 +174,8 @@ def fleet(tmp_path):
     out = tmp_path / "fleet"
     out.mkdir()
     with SubprocessFleet(robots=2, args=["--password", password, "--rate-limit", "0"], out_dir=str(out)) as sim:
-        with open(sim.inventory_path) as handle:
-            inventory = yaml.safe_load(handle)
-        group = inventory["all"]["children"]["spot"]
-        for host in group["hosts"].values():
-            del host["spot_username"], host["spot_password"]
-        del group["vars"]["spot_ca_cert"]
         bare = tmp_path / "inventory.yml"
-        bare.write_text(yaml.safe_dump(inventory))
+        bare.write_text(yaml.safe_dump(inventory_without_credentials(sim.inventory_path)))
         assert password not in bare.read_text()
         yield sim, str(bare), password
 
