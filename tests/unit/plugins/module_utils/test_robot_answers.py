@@ -126,8 +126,10 @@ class Reply:
         return None, self.token
 
     def robot_text(self):
-        """The robot's own words the message must show (sanitized), or None."""
-        return self.header_message if self.header_code != 1 and self.header_message else None
+        """The robot's own words the message must show (sanitized), or None: an answer too large is never read."""
+        if len(self.payload) > _client.MAX_MESSAGE_BYTES or self.header_code == 1:
+            return None
+        return self.header_message or None
 
 
 class Abort:
@@ -246,6 +248,7 @@ def check_answer(answer, got, secrets):
 
 @hypothesis.settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(answer=answers, method=st.sampled_from(["password", "token"]))
+@hypothesis.example(answer=Reply(0, 1, "\u00e9" * 30000, "\x1b[2J" * 1381, True), method="password")  # too large, header error
 def test_every_answer_is_a_token_or_a_typed_error_in_bounded_time(robot, pki, ca_file, cache_dirs, answer, method):
     robot.answer = answer
     hypothesis.event("%s: %s" % (type(answer).__name__, answer.expected()[0] or "token"))
