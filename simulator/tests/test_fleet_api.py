@@ -148,15 +148,20 @@ def test_bad_fleet_files(tmp_path):
 def test_port_base(tmp_path):
     import socket
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        base = probe.getsockname()[1]
-    try:
-        fleet = Fleet(robots=2, port_base=base, faults={"2": "down"}).start()
-    except OSError:
-        pytest.skip("ports next to %d are taken" % base)
-    with fleet:
-        assert [r.port for r in fleet] == [base, base + 1]
+    taken = []
+    for _attempt in range(20):  # a free port's neighbour may be taken, or another process may take either meanwhile
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+        try:
+            fleet = Fleet(robots=2, port_base=base, faults={"2": "down"}).start()
+        except OSError:
+            taken.append(base)
+            continue
+        with fleet:
+            assert [r.port for r in fleet] == [base, base + 1]
+        return
+    pytest.fail("no two free consecutive ports on 127.0.0.1 in 20 tries: %s" % taken)
 
 
 def test_control_api_in_process(tmp_path):
