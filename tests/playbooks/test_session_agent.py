@@ -806,6 +806,13 @@ def test_no_secret_in_command_lines_environments_or_files(fleet_factory, backgro
         "TMPDIR": str(run_tmpdir), "BOSDYN_CLIENT_USERNAME": "admin", "BOSDYN_CLIENT_PASSWORD": ENV_PASSWORD, "SSHPASS": SSHPASS},
         args=["-e", "release=%s" % release])
     agent = wait_for_logins(play, fleet, run_tmpdir, release)
+
+    def hold_module_runs():  # RELEASE_TASK's wait_for: a worker of the run lives until the release
+        table = processes()
+        return any(b"AnsiballZ_wait_for" in table[pid][1] for pid in descendants(play.pid, table) if pid in table)
+
+    # The marking task's worker may have ended before the hold task's started: wait for the latter.
+    assert wait_until(hold_module_runs, START_SECONDS), "the hold task did not start: %s" % play.output()[-3000:]
     # While the run holds: the run's processes, its agent, and the files in its TMPDIR.
     tree = [play.pid] + descendants(play.pid)
     snapshots = {pid: (read_proc(pid, "cmdline"), read_proc(pid, "environ")) for pid in set(tree + [agent])}
